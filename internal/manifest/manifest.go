@@ -121,6 +121,9 @@ func (m *Manifest) GenerationBlocks(g int) int {
 	return int((n + int64(m.BlockSize) - 1) / int64(m.BlockSize))
 }
 
+// BlockLen returns the block size in bytes (the wire.Layout method).
+func (m *Manifest) BlockLen() int { return m.BlockSize }
+
 // ID returns the content ID. It is the zero ID until the manifest is signed
 // or parsed.
 func (m *Manifest) ID() ID { return m.id }
