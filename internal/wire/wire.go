@@ -114,11 +114,11 @@ var (
 
 // Hello opens a connection in both directions.
 type Hello struct {
-	Version uint8
-	Role    Role
-	Content manifest.ID
-	Port    uint16 // where the sender accepts peer connections; 0 = none
-	Complete bool  // the sender holds the whole content
+	Version  uint8
+	Role     Role
+	Content  manifest.ID
+	Port     uint16 // where the sender accepts peer connections; 0 = none
+	Complete bool   // the sender holds the whole content
 }
 
 // State carries the sender's rank for every generation.
