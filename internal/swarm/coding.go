@@ -2,10 +2,11 @@ package swarm
 
 import (
 	"math/rand/v2"
+	"sync"
 
+	"avalanche/internal/identity"
 	"avalanche/internal/lincheck"
 	"avalanche/internal/manifest"
-	"avalanche/internal/identity"
 	"avalanche/internal/rlnc"
 )
 
@@ -24,13 +25,15 @@ func (d *decoder) add(coeffs, payload []byte) bool {
 	return err == nil && ok
 }
 
-func (d *decoder) rank() int     { return d.d.Rank() }
-func (d *decoder) data() []byte  { return d.d.Data() }
-func (d *decoder) reset()        { d.d.Reset() }
+func (d *decoder) rank() int    { return d.d.Rank() }
+func (d *decoder) data() []byte { return d.d.Data() }
+func (d *decoder) reset()       { d.d.Reset() }
 
 func (d *decoder) recode(rng *rand.Rand, coeffs, payload []byte) {
 	d.d.Recode(rng, coeffs, payload)
 }
+
+func (s *Swarm) params() rlnc.Params { return rlnc.Params{K: s.m.K, BlockSize: s.m.BlockSize} }
 
 // newDecoder returns a decoder for gen, reusing a released one when the
 // shape matches. Caller holds gen.mu.
@@ -41,7 +44,7 @@ func (s *Swarm) newDecoder(gen *generation) *decoder {
 			return d
 		}
 	}
-	d, err := rlnc.NewDecoder(gen.blocks, s.m.BlockSize)
+	d, err := rlnc.NewDecoder(s.params(), gen.blocks)
 	if err != nil {
 		panic(err) // parameters were validated by the manifest
 	}
@@ -56,15 +59,14 @@ func (s *Swarm) releaseDecoder(gen *generation) {
 	gen.dec = nil
 }
 
-// encodeBlock writes a coded block of a whole generation held in data:
-// source block i when i ≥ 0 (systematic), else a dense random combination.
-func encodeBlock(data []byte, blocks, blockSize, i int, rng *rand.Rand, coeffs, payload []byte) {
-	enc := rlnc.NewEncoder(blocks, blockSize, data)
-	if i >= 0 {
-		enc.Systematic(i, coeffs, payload)
-		return
+// combine writes the block with coefficient vector v of a whole
+// generation whose real bytes are data.
+func (s *Swarm) combine(data, v, payload []byte) error {
+	enc, err := rlnc.NewEncoder(s.params(), data, s.encRand)
+	if err != nil {
+		return err
 	}
-	enc.Random(rng, coeffs, payload)
+	return enc.Combine(v, payload)
 }
 
 // deriveKey derives a neighbour's checksum key from the origin's master
@@ -73,26 +75,36 @@ func deriveKey(master []byte, content manifest.ID, peer identity.ID) [32]byte {
 	return lincheck.DeriveKey(master, append(content[:], peer[:]...))
 }
 
-// sourceSums computes the checksums of a generation's source blocks.
-func sourceSums(key [32]byte, checks int, gen uint32, data []byte, blocks, blockSize int) []byte {
-	chk, err := lincheck.NewChecker(key, gen, blockSize, checks)
-	if err != nil {
-		panic(err)
-	}
-	out := make([]byte, blocks*checks)
-	chk.SourceSums(data, blocks, out)
-	return out
-}
-
-// checker verifies blocks of one generation.
-type checker struct{ c *lincheck.Checker }
-
-func newChecker(key [32]byte, checks int, gen uint32, blockSize int) (*checker, error) {
-	c, err := lincheck.NewChecker(key, gen, blockSize, checks)
+// sourceSums computes the checksums of a generation's source blocks; data
+// holds the generation's real bytes.
+func (s *Swarm) sourceSums(key [32]byte, gen uint32, data []byte) ([]byte, error) {
+	chk, err := lincheck.NewChecker(key, s.params(), s.checks, uint64(gen))
 	if err != nil {
 		return nil, err
 	}
-	return &checker{c}, nil
+	out := make([]byte, s.gens[gen].blocks*s.checks)
+	if err := chk.SourceSums(data, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-func (c *checker) verify(coeffs, payload, sums []byte) bool { return c.c.Verify(coeffs, payload, sums) }
+// checker verifies blocks of one generation; safe for concurrent use.
+type checker struct {
+	mu sync.Mutex
+	c  *lincheck.Checker
+}
+
+func (s *Swarm) newChecker(key [32]byte, checks int, gen uint32) (*checker, error) {
+	c, err := lincheck.NewChecker(key, s.params(), checks, uint64(gen))
+	if err != nil {
+		return nil, err
+	}
+	return &checker{c: c}, nil
+}
+
+func (c *checker) verify(coeffs, payload, sums []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.c.Verify(coeffs, payload, sums)
+}

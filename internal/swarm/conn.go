@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
 
@@ -21,16 +23,21 @@ var (
 	errFull     = errors.New("swarm full")
 	errDup      = errors.New("already connected")
 	errProtocol = errors.New("protocol violation")
+	errPolluted = errors.New("sent a block that failed verification")
 )
 
-// maxQueued bounds blocks a neighbour may have requested from us and not
-// yet received.
-const maxQueued = 4 * wire.MaxRequest
+// Limits on what a neighbour may ask of us.
+const (
+	maxQueuedWants   = 1024 // wants queued and not yet served
+	maxOfferRequests = 256  // requests for offers not yet answered
+	maxUnsolicited   = 64   // blocks we did not (or no longer) want
+)
 
-// request is credit granted to us by the neighbour: send count blocks of gen.
-type request struct {
-	gen   int
-	count int
+// want is a block a neighbour asked us for.
+type want struct {
+	gen    int
+	urgent bool
+	v      []byte
 }
 
 // conn is one authenticated link with a neighbour in one swarm.
@@ -44,22 +51,24 @@ type conn struct {
 	started  time.Time
 
 	// Receiver side, guarded by s.mu.
-	remote     []byte // the neighbour's rank per generation; nil before State
-	remoteDone bool   // the neighbour holds everything
-	useless    []bool // the neighbour's blocks of g were not innovative since its last Have
-	out        map[int]int32
-	inflight   int
-	depth      int
-	lastBlock  time.Time
-	asked      time.Time // when inflight last went from 0 to positive
+	remote      []byte // the neighbour's rank per generation; nil before State
+	remoteDone  bool   // the neighbour holds everything
+	useless     []bool // its offers of g held nothing new, since its last Have
+	capped      []bool // it is a seed that declined g as sent often enough
+	offerReqs   map[int][]int // per generation, counts of Requests not yet answered (FIFO)
+	wantsOut    int           // blocks asked of it and not yet received
+	pendingGens map[int]int   // generations with wants outstanding to it, and how many
+	depth       int
+	lastBlock   time.Time
+	unsolicited int // blocks nobody asked for
+	late        int // blocks asked for and since given up on, that may still come
 
 	// Sender side.
-	qmu    sync.Mutex
-	queue  []request
-	queued int
-	ctrl   [][]byte
-	signal chan struct{}
-	rr     int // round-robin position in queue
+	qmu       sync.Mutex
+	wants     []want
+	offerReqs2 int // Requests being answered (limit)
+	ctrl      [][]byte
+	signal    chan struct{}
 
 	recvBytes atomic.Int64
 	sentBytes atomic.Int64
@@ -80,7 +89,8 @@ func (s *Swarm) hello() wire.Hello {
 func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wire.Hello, outbound bool) (*conn, error) {
 	c := &conn{
 		s: s, nc: tc, peer: peer, addr: addr, role: h.Role, outbound: outbound,
-		started: time.Now(), out: map[int]int32{}, depth: s.cfg.Depth,
+		started: time.Now(), depth: s.cfg.Depth,
+		offerReqs: map[int][]int{}, pendingGens: map[int]int{},
 		signal: make(chan struct{}, 1), closed: make(chan struct{}),
 		remoteDone: h.Complete,
 	}
@@ -98,8 +108,8 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 		if !keepNew || old.outbound == outbound {
 			return nil, errDup
 		}
-		go old.close(wire.ByeNormal, "duplicate connection", nil)
-		delete(s.conns, old)
+		go old.close(wire.ByeNormal, "duplicate connection")
+		s.forget(old)
 	}
 	limit := s.cfg.MaxPeers
 	if !outbound {
@@ -127,14 +137,7 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	return c, nil
 }
 
-func lessID(a, b identity.ID) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return false
-}
+func lessID(a, b identity.ID) bool { return bytes.Compare(a[:], b[:]) < 0 }
 
 // ranks returns our rank per generation.
 func (s *Swarm) ranks() []byte {
@@ -153,6 +156,12 @@ func (c *conn) stat() PeerStat {
 	}
 }
 
+// holds reports whether the neighbour holds all of generation g. Caller
+// holds s.mu.
+func (c *conn) holds(g int) bool {
+	return c.remote != nil && int(c.remote[g]) == c.s.gens[g].blocks
+}
+
 // run drives the connection until it closes.
 func (c *conn) run() {
 	go c.writeLoop()
@@ -160,18 +169,19 @@ func (c *conn) run() {
 	reason, code := "", wire.ByeNormal
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, errPolluted):
+		code, reason = wire.ByePollution, "block failed verification"
 	case errors.Is(err, errProtocol), errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrUnknown):
 		code, reason = wire.ByeProtocol, err.Error()
-		c.s.log.Info("closing connection", "peer", c.peer.Short(), "addr", c.addr, "reason", reason)
+		c.s.log.Warn("closing connection", "peer", c.peer.Short(), "addr", c.addr, "reason", reason)
 	default:
-		reason = err.Error()
 		c.s.log.Debug("connection ended", "peer", c.peer.Short(), "err", err)
 	}
-	c.close(code, reason, nil)
+	c.close(code, reason)
 }
 
 // close ends the connection once, sending a goodbye when it has a reason.
-func (c *conn) close(code wire.ByeCode, reason string, _ error) {
+func (c *conn) close(code wire.ByeCode, reason string) {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		if reason != "" || code != wire.ByeNormal {
@@ -179,13 +189,18 @@ func (c *conn) close(code wire.ByeCode, reason string, _ error) {
 			writeBye(c.nc, code, reason)
 		}
 		c.nc.Close()
-		c.s.dropConn(c)
+		c.s.mu.Lock()
+		c.s.forget(c)
+		c.s.mu.Unlock()
+		c.s.kick()
 	})
 }
 
-// dropConn forgets a closed connection and returns its credits.
-func (s *Swarm) dropConn(c *conn) {
-	s.mu.Lock()
+// forget removes a connection and everything asked of it. Caller holds s.mu.
+func (s *Swarm) forget(c *conn) {
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
 	delete(s.conns, c)
 	if s.byID[c.peer] == c {
 		delete(s.byID, c.peer)
@@ -195,13 +210,82 @@ func (s *Swarm) dropConn(c *conn) {
 			s.avail[g] -= int32(r)
 		}
 	}
-	for g, n := range c.out {
-		s.outstanding[g] = max(0, s.outstanding[g]-n)
+	for g, reqs := range c.offerReqs {
+		for _, n := range reqs {
+			s.outstanding[g] -= int32(n)
+		}
 	}
-	c.out = map[int]int32{}
-	c.inflight = 0
-	s.mu.Unlock()
-	s.kick()
+	c.offerReqs = map[int][]int{}
+	for g := range c.pendingGens {
+		s.dropWants(c, g, -1, false)
+	}
+	c.pendingGens = map[int]int{}
+	c.wantsOut = 0
+}
+
+// dropWants forgets up to n (all if n < 0) of the oldest wants of g
+// outstanding to c and rebuilds the generation's basis; late says their
+// blocks may still arrive. Caller holds s.mu.
+func (s *Swarm) dropWants(c *conn, g, n int, late bool) int {
+	gen := s.gens[g]
+	gen.mu.Lock()
+	dropped := 0
+	kept := gen.pending[:0]
+	for _, p := range gen.pending {
+		if p.c == c && (n < 0 || dropped < n) {
+			dropped++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(gen.pending[len(kept):])
+	gen.pending = kept
+	gen.npending.Store(int32(len(kept)))
+	if dropped > 0 {
+		s.rebuildBasis(gen)
+	}
+	gen.mu.Unlock()
+	if left := c.pendingGens[g] - dropped; left > 0 {
+		c.pendingGens[g] = left
+	} else {
+		delete(c.pendingGens, g)
+	}
+	c.wantsOut = max(0, c.wantsOut-dropped)
+	if late {
+		c.late += dropped
+	}
+	return dropped
+}
+
+// mootWants settles the books of wants that completion of their generation
+// made moot: their blocks may still arrive. Caller holds s.mu.
+func (s *Swarm) mootWants(g int, moot []pendingWant) {
+	for _, p := range moot {
+		c := p.c
+		if _, ok := s.conns[c]; !ok {
+			continue
+		}
+		c.wantsOut = max(0, c.wantsOut-1)
+		if c.pendingGens[g]--; c.pendingGens[g] <= 0 {
+			delete(c.pendingGens, g)
+		}
+		c.late++
+	}
+}
+
+// rebuildBasis recomputes the span of the decoder plus the pending wants.
+// Caller holds gen.mu.
+func (s *Swarm) rebuildBasis(gen *generation) {
+	if gen.basis == nil {
+		return
+	}
+	gen.basis.Reset()
+	if gen.dec != nil {
+		gen.dec.d.AddRowsTo(gen.basis)
+	}
+	for _, p := range gen.pending {
+		gen.basis.Add(p.v)
+	}
 }
 
 // enqueue queues an encoded control frame for sending.
@@ -219,7 +303,7 @@ func (c *conn) wakeWriter() {
 	}
 }
 
-// sendHave tells the neighbour our new rank of g. Caller may hold s.mu.
+// sendHave tells the neighbour our new rank of g.
 func (c *conn) sendHave(g, rank int) {
 	c.enqueue(wire.Append(nil, wire.Have{Gen: uint32(g), Rank: uint8(rank)}))
 }
@@ -257,14 +341,20 @@ func (c *conn) readLoop() error {
 			if err := c.onRequest(int(f.Gen), int(f.Count)); err != nil {
 				return err
 			}
+		case wire.Offer:
+			if err := c.onOffer(int(f.Gen), f.Vectors); err != nil {
+				return err
+			}
+		case wire.Want:
+			if err := c.onWant(f); err != nil {
+				return err
+			}
 		case wire.Block:
 			if err := c.onBlock(f); err != nil {
 				return err
 			}
-		case wire.Useless:
-			c.dropRequests(int(f.Gen))
 		case wire.Reject:
-			c.onReject(int(f.Gen), int(f.Count))
+			c.onReject(int(f.Gen), int(f.Count), f.Reason)
 		case wire.SumsReq:
 			if s.cfg.MasterKey == nil {
 				return fmt.Errorf("%w: checksums requested from a node that does not issue them", errProtocol)
@@ -297,6 +387,7 @@ func (c *conn) onState(ranks []byte) {
 	s.mu.Lock()
 	c.remote = append([]byte(nil), ranks...)
 	c.useless = make([]bool, len(ranks))
+	c.capped = make([]bool, len(ranks))
 	done := true
 	for g, r := range c.remote {
 		s.avail[g] += int32(r)
@@ -312,8 +403,7 @@ func (c *conn) onState(ranks []byte) {
 func (c *conn) onHave(g, rank int) {
 	s := c.s
 	s.mu.Lock()
-	old := int(c.remote[g])
-	if rank > old {
+	if old := int(c.remote[g]); rank > old {
 		s.avail[g] += int32(rank - old)
 		c.remote[g] = byte(rank)
 		c.useless[g] = false
@@ -329,79 +419,120 @@ func (c *conn) onHave(g, rank int) {
 		}
 	}
 	s.mu.Unlock()
-	if rank == s.gens[g].blocks {
-		c.dropRequests(g)
-	}
 	s.kick()
 }
 
-// onRequest records credit to send blocks of g.
+// onRequest answers a neighbour's request for offers: random vectors of
+// the span we hold of g (as many as our rank allows), or none.
 func (c *conn) onRequest(g, n int) error {
-	c.qmu.Lock()
-	if c.queued+n > maxQueued {
-		c.qmu.Unlock()
-		return fmt.Errorf("%w: more than %d blocks requested", errProtocol, maxQueued)
-	}
-	c.queued += n
-	merged := false
-	for i := range c.queue {
-		if c.queue[i].gen == g {
-			c.queue[i].count += n
-			merged = true
-			break
+	s := c.s
+	gen := s.gens[g]
+	k := gen.blocks
+	var vecs []byte
+	if gen.complete.Load() {
+		m := min(n, k, wire.MaxOffer)
+		vecs = make([]byte, m*k)
+		rng := newRand()
+		rlnc.RandomCoefficients(rng, vecs)
+	} else {
+		gen.mu.Lock()
+		if gen.dec != nil && gen.dec.rank() > 0 {
+			m := min(n, gen.dec.rank(), wire.MaxOffer)
+			vecs = make([]byte, m*k)
+			rng := newRand()
+			for i := 0; i < m; i++ {
+				gen.dec.d.SpanVector(rng, vecs[i*k:(i+1)*k])
+			}
 		}
+		gen.mu.Unlock()
 	}
-	if !merged {
-		c.queue = append(c.queue, request{gen: g, count: n})
+	c.enqueue(wire.Append(nil, wire.Offer{Gen: uint32(g), Vectors: vecs}))
+	return nil
+}
+
+// onOffer accepts the offered vectors that are innovative with respect to
+// what we hold and have asked for, up to what the generation still needs,
+// and asks for their blocks.
+func (c *conn) onOffer(g int, vecs []byte) error {
+	s := c.s
+	gen := s.gens[g]
+	k := gen.blocks
+	s.mu.Lock()
+	reqs := c.offerReqs[g]
+	if len(reqs) == 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: offer for generation %d not requested", errProtocol, g)
 	}
+	s.outstanding[g] -= int32(reqs[0])
+	if len(reqs) == 1 {
+		delete(c.offerReqs, g)
+	} else {
+		c.offerReqs[g] = reqs[1:]
+	}
+	var accepted [][]byte
+	gen.mu.Lock()
+	if !gen.complete.Load() && gen.basis != nil {
+		now := time.Now()
+		for i := 0; i+k <= len(vecs); i += k {
+			if gen.blocks-int(gen.rank.Load())-len(gen.pending) <= 0 {
+				break
+			}
+			v := vecs[i : i+k]
+			if gen.basis.Add(v) {
+				v = append([]byte(nil), v...)
+				gen.pending = append(gen.pending, pendingWant{c: c, v: v, at: now})
+				accepted = append(accepted, v)
+			}
+		}
+		gen.npending.Store(int32(len(gen.pending)))
+	}
+	gen.mu.Unlock()
+	if len(accepted) > 0 {
+		c.wantsOut += len(accepted)
+		c.pendingGens[g] += len(accepted)
+	} else if len(vecs) > 0 && c.useless != nil {
+		c.useless[g] = true
+	}
+	s.mu.Unlock()
+	for _, v := range accepted {
+		c.enqueue(wire.Append(nil, wire.Want{Gen: uint32(g), Coeffs: v}))
+	}
+	s.kick()
+	return nil
+}
+
+// onWant queues a block the neighbour asked for.
+func (c *conn) onWant(w wire.Want) error {
+	c.qmu.Lock()
+	if len(c.wants) >= maxQueuedWants {
+		c.qmu.Unlock()
+		return fmt.Errorf("%w: more than %d blocks wanted", errProtocol, maxQueuedWants)
+	}
+	c.wants = append(c.wants, want{gen: int(w.Gen), urgent: w.Urgent, v: append([]byte(nil), w.Coeffs...)})
 	c.qmu.Unlock()
 	c.wakeWriter()
 	return nil
 }
 
-// dropRequests forgets credit for g (the neighbour has it or our blocks are
-// useless to it).
-func (c *conn) dropRequests(g int) {
-	c.qmu.Lock()
-	for i := range c.queue {
-		if c.queue[i].gen == g {
-			c.queued -= c.queue[i].count
-			c.queue = append(c.queue[:i], c.queue[i+1:]...)
-			break
-		}
-	}
-	c.qmu.Unlock()
-}
-
-// onReject returns credit we granted.
-func (c *conn) onReject(g, n int) {
+// onReject forgets wants the neighbour declined.
+func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	s := c.s
 	s.mu.Lock()
-	c.credit(g, n)
-	c.useless[g] = true
+	s.dropWants(c, g, n, false)
+	if c.capped != nil {
+		switch reason {
+		case wire.RejectCapped:
+			c.capped[g] = true
+		default:
+			c.useless[g] = true
+		}
+	}
 	s.mu.Unlock()
 	s.kick()
 }
 
-// credit returns n blocks of g requested from c. Caller holds s.mu.
-func (c *conn) credit(g, n int) {
-	s := c.s
-	have := c.out[g]
-	n = min(n, int(have))
-	if n <= 0 {
-		return
-	}
-	if have == int32(n) {
-		delete(c.out, g)
-	} else {
-		c.out[g] = have - int32(n)
-	}
-	c.inflight -= n
-	s.outstanding[g] = max(0, s.outstanding[g]-int32(n))
-}
-
-// onBlock handles a coded block: innovation first, then verification,
-// then decoding.
+// onBlock handles a coded block: it must answer one of our wants; its
+// payload is verified before it is decoded.
 func (c *conn) onBlock(b wire.Block) error {
 	s := c.s
 	g := int(b.Gen)
@@ -414,68 +545,81 @@ func (c *conn) onBlock(b wire.Block) error {
 	if err := waitN(s.ctx, s.node.down, int(n)); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	c.credit(g, 1)
-	c.lastBlock = time.Now()
-	s.mu.Unlock()
 	defer s.kick()
 
-	if gen.complete.Load() || s.cfg.Out == nil {
-		s.stats.wasted.Add(1)
-		return nil
-	}
+	// Match it to a want and take the want off the books.
+	s.mu.Lock()
+	c.lastBlock = time.Now()
 	gen.mu.Lock()
-	if gen.dec == nil {
-		if gen.complete.Load() {
-			gen.mu.Unlock()
-			s.stats.wasted.Add(1)
-			return nil
+	idx := -1
+	for i, p := range gen.pending {
+		if p.c == c && bytes.Equal(p.v, b.Coeffs) {
+			idx = i
+			break
 		}
-		gen.dec = s.newDecoder(gen)
 	}
-	if !gen.dec.innovative(b.Coeffs) {
+	if idx >= 0 {
+		last := len(gen.pending) - 1
+		gen.pending[idx] = gen.pending[last]
+		gen.pending[last] = pendingWant{}
+		gen.pending = gen.pending[:last]
+		gen.npending.Store(int32(last))
+		c.wantsOut = max(0, c.wantsOut-1)
+		if c.pendingGens[g]--; c.pendingGens[g] <= 0 {
+			delete(c.pendingGens, g)
+		}
+	}
+	if idx < 0 || gen.complete.Load() || gen.dec == nil {
 		gen.mu.Unlock()
-		s.stats.nonInnovative.Add(1)
-		s.mu.Lock()
-		if c.useless != nil {
-			c.useless[g] = true
+		s.stats.wasted.Add(1)
+		u := 0
+		if idx < 0 {
+			if c.late > 0 {
+				c.late--
+			} else {
+				c.unsolicited++
+				u = c.unsolicited
+			}
 		}
 		s.mu.Unlock()
-		c.enqueue(wire.Append(nil, wire.Useless{Gen: b.Gen}))
+		if u > maxUnsolicited {
+			return fmt.Errorf("%w: %d blocks nobody asked for", errProtocol, u)
+		}
 		return nil
 	}
 	sums := gen.sums
 	gen.mu.Unlock()
+	s.mu.Unlock()
+
 	if sums == nil || !s.verify(g, b.Coeffs, b.Payload, sums) {
 		s.stats.polluted.Add(1)
 		if sums == nil {
-			// We never ask for a generation before holding its checksums.
 			return fmt.Errorf("%w: block of generation %d before its checksums", errProtocol, g)
 		}
 		s.polluter(c, g)
 		return errPolluted
 	}
+
 	gen.mu.Lock()
 	if gen.complete.Load() || gen.dec == nil {
 		gen.mu.Unlock()
 		s.stats.wasted.Add(1)
 		return nil
 	}
-	innov := gen.dec.add(b.Coeffs, b.Payload)
-	rank := gen.dec.rank()
-	if !innov {
+	if !gen.dec.add(b.Coeffs, b.Payload) {
+		// Possible only if the generation grew from outside the pending set
+		// (an HTTP fallback); keep the basis honest.
+		s.rebuildBasis(gen)
 		gen.mu.Unlock()
 		s.stats.nonInnovative.Add(1)
 		return nil
 	}
+	rank := gen.dec.rank()
 	gen.rank.Store(int32(rank))
+	gen.progress.Store(time.Now().UnixNano())
 	if rank < gen.blocks {
 		gen.mu.Unlock()
-		s.mu.Lock()
-		for o := range s.conns {
-			o.sendHave(g, rank)
-		}
-		s.mu.Unlock()
+		s.broadcastHave(g, rank)
 		return nil
 	}
 	// Full rank: check and store.
@@ -488,56 +632,72 @@ func (c *conn) onBlock(b wire.Block) error {
 		s.log.Warn("generation failed its manifest hash; fetching it again", "gen", g, "err", err)
 		gen.dec.reset()
 		gen.rank.Store(0)
+		s.rebuildBasis(gen)
 		gen.mu.Unlock()
 		return nil
 	}
 	s.releaseDecoder(gen)
+	gen.basis = nil
+	moot := gen.pending
+	gen.pending = nil
+	gen.npending.Store(0)
 	gen.mu.Unlock()
-	s.afterComplete(g)
+	s.afterComplete(g, moot)
 	return nil
 }
 
-var errPolluted = errors.New("sent a block that failed verification")
+func (s *Swarm) broadcastHave(g, rank int) {
+	s.mu.Lock()
+	for o := range s.conns {
+		o.sendHave(g, rank)
+	}
+	s.mu.Unlock()
+}
 
-// polluter disconnects and bans a neighbour that sent a bad block.
+// polluter bans a neighbour that sent a bad block; the caller closes the
+// connection.
 func (s *Swarm) polluter(c *conn, g int) {
 	s.log.Warn("block failed verification: banning neighbour", "peer", c.peer.Short(), "addr", c.addr, "gen", g)
 	s.mu.Lock()
 	s.banned[c.peer] = true
 	delete(s.candidates, c.addr.String())
 	s.mu.Unlock()
-	go c.close(wire.ByePollution, "block failed verification", nil)
 	if s.cfg.OnPolluter != nil {
 		go s.cfg.OnPolluter(c.peer, c.addr)
 	}
 }
 
-// writeLoop sends control frames first, then blocks for granted credit.
+// writeLoop sends control frames first, then the blocks wanted, in order.
 func (c *conn) writeLoop() {
 	s := c.s
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	rng := newRand()
 	bs := s.m.BlockSize
-	coeffs := make([]byte, 255)
 	payload := make([]byte, bs)
 	var hdr []byte
 	keepalive := time.NewTimer(30 * time.Second)
 	defer keepalive.Stop()
+	fail := func() { c.close(wire.ByeNormal, "") }
 	for {
 		c.qmu.Lock()
 		ctrl := c.ctrl
 		c.ctrl = nil
+		var w want
+		haveWant := len(c.wants) > 0
+		if haveWant {
+			w = c.wants[0]
+			c.wants[0] = want{}
+			c.wants = c.wants[1:]
+		}
 		c.qmu.Unlock()
 		for _, f := range ctrl {
 			if _, err := bw.Write(f); err != nil {
-				c.close(wire.ByeNormal, "", err)
+				fail()
 				return
 			}
 		}
-		g, ok := c.nextRequest()
-		if !ok {
+		if !haveWant {
 			if err := bw.Flush(); err != nil {
-				c.close(wire.ByeNormal, "", err)
+				fail()
 				return
 			}
 			select {
@@ -550,72 +710,36 @@ func (c *conn) writeLoop() {
 			keepalive.Reset(30 * time.Second)
 			continue
 		}
-		k := s.gens[g].blocks
-		if !s.produce(g, rng, coeffs[:k], payload) {
-			c.takeRequest(g, -1)
-			c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(g), Count: uint16(min(wire.MaxRequest, 1))}))
+		if reason, ok := s.produce(w, payload); !ok {
+			c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(w.gen), Count: 1, Reason: reason}))
 			continue
 		}
 		// Flush what is buffered before waiting for upload tokens, so that
 		// control frames are not held back by the rate limiter.
 		if s.node.up != nil && bw.Buffered() > 0 {
-			bw.Flush()
+			if err := bw.Flush(); err != nil {
+				fail()
+				return
+			}
 		}
 		if err := waitN(s.ctx, s.node.up, bs); err != nil {
 			return
 		}
-		hdr = wire.BlockHeader(hdr[:0], uint32(g), k, bs)
+		hdr = wire.BlockHeader(hdr[:0], uint32(w.gen), len(w.v), bs)
 		bw.Write(hdr)
-		bw.Write(coeffs[:k])
+		bw.Write(w.v)
 		if _, err := bw.Write(payload); err != nil {
-			c.close(wire.ByeNormal, "", err)
+			fail()
 			return
 		}
 		c.sentBytes.Add(int64(bs))
 		c.sendRate.add(int64(bs))
 		s.stats.sent.Add(int64(bs))
-		c.qmu.Lock()
-		pending := len(c.ctrl) > 0
-		c.qmu.Unlock()
-		if pending || c.queuedCount() == 0 {
-			if err := bw.Flush(); err != nil {
-				c.close(wire.ByeNormal, "", err)
-				return
-			}
+		if err := bw.Flush(); err != nil {
+			fail()
+			return
 		}
 	}
-}
-
-// nextRequest picks the generation of the next block to send, round-robin
-// over the neighbour's outstanding requests, and consumes one credit.
-func (c *conn) nextRequest() (int, bool) {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if len(c.queue) == 0 {
-		return 0, false
-	}
-	c.rr %= len(c.queue)
-	r := &c.queue[c.rr]
-	g := r.gen
-	r.count--
-	c.queued--
-	if r.count == 0 {
-		c.queue = append(c.queue[:c.rr], c.queue[c.rr+1:]...)
-	} else {
-		c.rr++
-	}
-	return g, true
-}
-
-// takeRequest drops the remaining credit for g (n < 0: all of it).
-func (c *conn) takeRequest(g, n int) {
-	c.dropRequests(g)
-}
-
-func (c *conn) queuedCount() int {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.queued
 }
 
 // rateMeter is an exponentially smoothed byte rate.

@@ -5,19 +5,26 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
 
-// stallTimeout is how long requested blocks may stay undelivered before the
-// credit is given to other neighbours.
-const stallTimeout = 5 * time.Second
+// Scheduling knobs.
+const (
+	// wantTimeout: wants a link has not delivered after this long are given
+	// up (the generation's need is re-opened for other links).
+	wantTimeout = 4 * time.Second
+	// urgentAfter: a generation without progress this long may ask a seed
+	// past its cap.
+	urgentAfter = 2 * time.Second
+	// maxOfferBatch bounds the vectors requested in one Request.
+	maxOfferBatch = 16
+)
 
-// endgameSlack is how many blocks beyond what a generation still needs may
-// be requested once nothing else is left to ask for.
-const endgameSlack = 2
-
-// schedule grants credit to neighbours: for each link with room in its
-// pipeline, pick a generation it can help with and request blocks of it.
+// schedule asks neighbours for blocks: for each link with room in its
+// pipeline, pick a generation it can help with; ask a neighbour that holds
+// the whole generation for blocks directly (we choose the coefficient
+// vectors), and a partial one for offers first.
 func (s *Swarm) schedule() {
 	if s.cfg.Out == nil || s.isComplete() {
 		return
@@ -25,147 +32,215 @@ func (s *Swarm) schedule() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		if c.remote == nil {
-			continue
-		}
-		// A link that delivered nothing for a while gives its credit back.
-		if c.inflight > 0 && now.Sub(max(c.lastBlock, c.asked)) > stallTimeout {
-			for g, n := range c.out {
-				c.credit(g, int(n))
-			}
-			c.depth = max(2, c.depth/2)
-		}
-		conns = append(conns, c)
-	}
+	s.expireWants(now)
 	// Release slots of generations nothing is arriving for.
 	for i := 0; i < len(s.active); i++ {
 		g := s.active[i]
-		if s.gens[g].rank.Load() == 0 && s.outstanding[g] == 0 {
+		gen := s.gens[g]
+		if gen.rank.Load() == 0 && gen.npending.Load() == 0 && s.outstanding[g] == 0 {
 			s.active = append(s.active[:i], s.active[i+1:]...)
 			i--
 		}
 	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.remote != nil {
+			conns = append(conns, c)
+		}
+	}
 	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
-	// Serve the neighbours with the most room first so fast links stay busy.
-	for pass := 0; pass < 4; pass++ {
+	var frames []func()
+	for pass := 0; pass < 8; pass++ {
 		progress := false
 		for _, c := range conns {
-			room := c.depth - c.inflight
-			if room <= 0 {
+			if c.wantsOut+len(c.offerReqs) >= c.depth {
 				continue
 			}
-			g := s.pick(c)
+			g, urgent := s.pick(c, now)
 			if g < 0 {
 				continue
 			}
 			gen := s.gens[g]
-			need := int(gen.blocks) - int(gen.rank.Load()) - int(s.outstanding[g])
-			if need <= 0 {
-				need = 1 // endgame
-			}
-			// Never ask a partial neighbour for more than it can hold.
-			if int(c.remote[g]) < gen.blocks {
-				need = min(need, int(c.remote[g])-int(c.out[g]))
-			}
-			n := min(room, need, wire.MaxRequest, max(1, c.depth/2))
-			if n <= 0 {
+			need := s.need(g)
+			if c.holds(g) {
+				n := min(c.depth-c.wantsOut, max(1, need), max(1, c.depth/2))
+				vs := s.makeWants(c, g, n)
+				for _, v := range vs {
+					frames = append(frames, wantFrame(c, g, v, urgent))
+				}
+				progress = progress || len(vs) > 0
 				continue
 			}
-			if c.inflight == 0 {
-				c.asked = now
-			}
-			c.inflight += n
-			c.out[g] += int32(n)
+			n := min(max(1, need), int(c.remote[g]), maxOfferBatch, gen.blocks)
+			c.offerReqs[g] = append(c.offerReqs[g], n)
 			s.outstanding[g] += int32(n)
-			c.enqueue(wire.Append(nil, wire.Request{Gen: uint32(g), Count: uint16(n)}))
+			frames = append(frames, requestFrame(c, g, n))
 			progress = true
 		}
 		if !progress {
 			break
 		}
 	}
+	for _, f := range frames {
+		f()
+	}
 }
 
-// usable reports whether c can probably send us an innovative block of g.
+func wantFrame(c *conn, g int, v []byte, urgent bool) func() {
+	return func() { c.enqueue(wire.Append(nil, wire.Want{Gen: uint32(g), Urgent: urgent, Coeffs: v})) }
+}
+
+func requestFrame(c *conn, g, n int) func() {
+	return func() { c.enqueue(wire.Append(nil, wire.Request{Gen: uint32(g), Count: uint16(n)})) }
+}
+
+// makeWants draws up to n random coefficient vectors that extend the span
+// of what we hold and have asked for, and records them as wanted from c.
 // Caller holds s.mu.
-func (s *Swarm) usable(c *conn, g int) bool {
+func (s *Swarm) makeWants(c *conn, g, n int) [][]byte {
+	gen := s.gens[g]
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
+	s.activate(gen)
+	if gen.basis == nil {
+		return nil
+	}
+	var out [][]byte
+	now := time.Now()
+	for len(out) < n && gen.basis.Rank() < gen.blocks {
+		v := make([]byte, gen.blocks)
+		rlnc.RandomCoefficients(s.rng, v)
+		if !gen.basis.Add(v) {
+			continue
+		}
+		gen.pending = append(gen.pending, pendingWant{c: c, v: v, at: now})
+		out = append(out, v)
+	}
+	gen.npending.Store(int32(len(gen.pending)))
+	if len(out) > 0 {
+		c.wantsOut += len(out)
+		c.pendingGens[g] += len(out)
+	}
+	return out
+}
+
+// activate gives an active generation its decoder and basis. Caller holds
+// gen.mu.
+func (s *Swarm) activate(gen *generation) {
+	if gen.complete.Load() {
+		return
+	}
+	if gen.dec == nil {
+		gen.dec = s.newDecoder(gen)
+	}
+	if gen.basis == nil {
+		gen.basis = rlnc.NewBasis(gen.blocks)
+		s.rebuildBasis(gen)
+	}
+}
+
+// expireWants gives up wants that waited too long, so that a slow or stuck
+// link cannot hold a generation hostage. Caller holds s.mu.
+func (s *Swarm) expireWants(now time.Time) {
+	for _, g := range s.active {
+		gen := s.gens[g]
+		gen.mu.Lock()
+		var stale map[*conn]int
+		for _, p := range gen.pending {
+			if now.Sub(p.at) > wantTimeout {
+				if stale == nil {
+					stale = map[*conn]int{}
+				}
+				stale[p.c]++
+			}
+		}
+		gen.mu.Unlock()
+		for c, n := range stale {
+			s.dropWants(c, g, n, true)
+			c.depth = max(2, c.depth/2)
+		}
+	}
+}
+
+// need returns how many more blocks of g to ask for, counting wants
+// outstanding and vectors requested in offers. Caller holds s.mu.
+func (s *Swarm) need(g int) int {
+	gen := s.gens[g]
+	return gen.blocks - int(gen.rank.Load()) - int(gen.npending.Load()) - int(s.outstanding[g])
+}
+
+// usable reports whether c can help with g now, and whether asking it
+// would be urgent (a seed past its cap). Caller holds s.mu.
+func (s *Swarm) usable(c *conn, g int, now time.Time) (ok, urgent bool) {
 	gen := s.gens[g]
 	r := int(c.remote[g])
 	if r == 0 || gen.complete.Load() || !gen.hasSums.Load() {
-		return false
+		return false, false
 	}
-	// A whole generation yields innovative blocks with probability
-	// 1 − 256^−(missing rank); only partial neighbours can be useless.
-	if c.useless[g] && r < gen.blocks {
-		return false
+	if r < gen.blocks {
+		// A partial neighbour: one request for offers at a time, and not
+		// while its last offers held nothing new.
+		return !c.useless[g] && len(c.offerReqs[g]) == 0, false
 	}
-	if r < gen.blocks && int(c.out[g]) >= r {
-		return false
+	if c.capped[g] {
+		last := time.Unix(0, gen.progress.Load())
+		if gen.npending.Load() == 0 && now.Sub(last) > urgentAfter {
+			return true, true
+		}
+		return false, false
 	}
-	return true
+	return true, false
 }
 
-// need returns how many more blocks of g we should request, counting
-// blocks already on their way.
-func (s *Swarm) need(g int) int {
-	gen := s.gens[g]
-	return gen.blocks - int(gen.rank.Load()) - int(s.outstanding[g])
-}
-
-// pick chooses the generation to request from c: an active generation c
-// can help with that still needs blocks; else a new generation (rarest
-// first, or the next in order when streaming) if a slot is free; else, in
-// the endgame, an active generation that needs nothing more than what is
-// in flight, to cover for slow links. Caller holds s.mu.
-func (s *Swarm) pick(c *conn) int {
-	best, bestScore := -1, -1
-	for _, g := range s.active {
-		if !s.usable(c, g) || s.need(g) <= 0 {
+// pick chooses the generation to ask c for: an active generation c can help
+// with that still needs blocks (the one closest to completion, or the
+// earliest when streaming); else a new generation if a slot is free. Caller
+// holds s.mu.
+func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
+	best, bestScore, bestUrgent := -1, -1, false
+	for _, a := range s.active {
+		ok, u := s.usable(c, a, now)
+		if !ok || s.need(a) <= 0 {
 			continue
 		}
-		// Prefer generations closest to completion: they free a slot soonest
-		// and become servable as whole generations. When streaming, prefer the
-		// earliest.
-		score := int(s.gens[g].rank.Load()) + int(s.outstanding[g])
+		score := int(s.gens[a].rank.Load()) + int(s.gens[a].npending.Load())
 		if s.cfg.Stream {
-			score = len(s.gens) - g
+			score = len(s.gens) - a
 		}
 		if score > bestScore {
-			best, bestScore = g, score
+			best, bestScore, bestUrgent = a, score, u
 		}
 	}
 	if best >= 0 {
-		return best
+		return best, bestUrgent
 	}
 	if len(s.active) < s.cfg.Slots {
-		if g := s.choose(c); g >= 0 {
+		if g := s.choose(c, now); g >= 0 {
 			s.active = append(s.active, g)
-			return g
+			gen := s.gens[g]
+			gen.mu.Lock()
+			s.activate(gen)
+			gen.mu.Unlock()
+			if gen.progress.Load() == 0 {
+				gen.progress.Store(now.UnixNano())
+			}
+			return g, false
 		}
 	}
-	// Endgame: everything left is active and covered by requests in flight.
-	// Ask c for one extra block of a generation it can help with, so that a
-	// slow link cannot hold the download hostage.
-	for _, g := range s.active {
-		if s.usable(c, g) && s.need(g) > -endgameSlack && c.out[g] == 0 {
-			return g
-		}
-	}
-	return -1
+	return -1, false
 }
 
-// choose selects a generation to start: one c holds, that we lack, whose
-// checksums we have, and that nobody else is already decoding here.
-// Rarest first (fewest blocks among neighbours), random among ties; in
-// order when streaming. Caller holds s.mu.
-func (s *Swarm) choose(c *conn) int {
+// choose selects a generation to start: one c can help with, that we lack,
+// whose checksums we have, and that is not active yet. Rarest first (fewest
+// blocks among the neighbours), random among ties; in order when streaming.
+// Caller holds s.mu.
+func (s *Swarm) choose(c *conn, now time.Time) int {
 	best, bestAvail, ties := -1, int32(0), 0
 	for g := range s.gens {
-		gen := s.gens[g]
-		if c.remote[g] == 0 || gen.complete.Load() || !gen.hasSums.Load() || s.isActive(g) ||
-			c.useless[g] && int(c.remote[g]) < gen.blocks {
+		if s.isActive(g) {
+			continue
+		}
+		if ok, urgent := s.usable(c, g, now); !ok || urgent {
 			continue
 		}
 		if s.cfg.Stream {
@@ -207,7 +282,7 @@ func (s *Swarm) maintain() {
 			if len(dial) >= min(want, 8) {
 				break
 			}
-			if connected[addr] || s.byID[p.ID] != nil && !p.ID.IsZero() || s.banned[p.ID] {
+			if connected[addr] || (!p.ID.IsZero() && s.byID[p.ID] != nil) || s.banned[p.ID] {
 				continue
 			}
 			if !s.backoffOK(addr) {
@@ -218,7 +293,7 @@ func (s *Swarm) maintain() {
 	}
 	s.mu.Unlock()
 	for _, c := range idle {
-		go c.close(wire.ByeNormal, "both complete", nil)
+		go c.close(wire.ByeNormal, "both complete")
 	}
 	for _, p := range dial {
 		go func(p PeerAddr) {
@@ -235,7 +310,7 @@ func (s *Swarm) maintain() {
 	}
 }
 
-// backoff state per candidate address, guarded by s.mu.
+// backoff is the redial state of one candidate address, guarded by s.mu.
 type backoff struct {
 	fails int
 	next  time.Time

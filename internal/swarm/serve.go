@@ -2,42 +2,44 @@ package swarm
 
 import (
 	"fmt"
-	"math/rand/v2"
 
 	"avalanche/internal/identity"
 	"avalanche/internal/wire"
 )
 
-// produce writes a fresh coded block of generation g into coeffs (length
-// = the generation's block count) and payload. A whole generation is
-// encoded from its data — systematic blocks first when this node is the
-// origin — and a partial one is recoded from the decoder's rows. It
-// reports false if this node holds nothing of g.
-func (s *Swarm) produce(g int, rng *rand.Rand, coeffs, payload []byte) bool {
-	gen := s.gens[g]
+// produce writes into payload the block a neighbour wanted. A whole
+// generation is combined from its data; a partial one from the decoder's
+// rows (the vector must lie in their span). A seed that already sent a
+// generation SeedCap times its size declines further non-urgent wants for
+// it. On failure it returns the reason to give the neighbour.
+func (s *Swarm) produce(w want, payload []byte) (wire.RejectReason, bool) {
+	gen := s.gens[w.gen]
+	if len(w.v) != gen.blocks {
+		return wire.RejectNotHeld, false
+	}
 	if gen.complete.Load() {
-		data, release, err := s.cache.get(g)
+		if s.cfg.SeedCap > 0 && !w.urgent && float64(gen.sent.Load()) >= s.cfg.SeedCap*float64(gen.blocks) {
+			return wire.RejectCapped, false
+		}
+		data, release, err := s.cache.get(w.gen)
 		if err != nil {
-			s.log.Warn("cannot read generation", "gen", g, "err", err)
-			return false
+			s.log.Warn("cannot read generation", "gen", w.gen, "err", err)
+			return wire.RejectNotHeld, false
 		}
 		defer release()
-		i := -1
-		if s.node.cfg.Role == wire.RoleOrigin || s.node.cfg.Role == wire.RoleEdge {
-			if n := gen.sent.Add(1) - 1; n < int64(gen.blocks) {
-				i = int(n)
-			}
+		if err := s.combine(data[:gen.size], w.v, payload); err != nil {
+			s.log.Error("encode failed", "gen", w.gen, "err", err)
+			return wire.RejectNotHeld, false
 		}
-		encodeBlock(data, gen.blocks, s.m.BlockSize, i, rng, coeffs, payload)
-		return true
+		gen.sent.Add(1)
+		return 0, true
 	}
 	gen.mu.Lock()
 	defer gen.mu.Unlock()
-	if gen.dec == nil || gen.dec.rank() == 0 {
-		return false
+	if gen.dec == nil || gen.dec.d.Combine(w.v, payload) != nil {
+		return wire.RejectNotHeld, false
 	}
-	gen.dec.recode(rng, coeffs, payload)
-	return true
+	return 0, true
 }
 
 // checkKey is a downloader's checksum key as issued by the origin.
@@ -67,8 +69,12 @@ func (c *conn) serveSums(first, n int) {
 			s.log.Warn("cannot compute checksums", "gen", g, "err", err)
 			return
 		}
-		sums := sourceSums(key, s.checks, uint32(g), data, s.gens[g].blocks, s.m.BlockSize)
+		sums, err := s.sourceSums(key, uint32(g), data[:s.gens[g].size])
 		release()
+		if err != nil {
+			s.log.Error("checksums failed", "gen", g, "err", err)
+			return
+		}
 		c.enqueue(wire.Append(nil, wire.Sums{Gen: uint32(g), Sums: sums}))
 	}
 }
@@ -114,7 +120,7 @@ func (s *Swarm) setSums(g int, sums []byte) error {
 	if key == nil || len(sums) != gen.blocks*key.checks {
 		return fmt.Errorf("%w: checksums of generation %d do not fit the key", errProtocol, g)
 	}
-	chk, err := newChecker(key.key, key.checks, uint32(g), s.m.BlockSize)
+	chk, err := s.newChecker(key.key, key.checks, uint32(g))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"avalanche/internal/identity"
 	"avalanche/internal/manifest"
+	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
 
@@ -126,12 +127,26 @@ type generation struct {
 	rank     atomic.Int32
 	sent     atomic.Int64 // blocks sent (source side), for systematic order and the seed cap
 
-	hasSums atomic.Bool // sums is set
+	hasSums  atomic.Bool  // sums is set
+	npending atomic.Int32 // len(pending), readable without mu
+	progress atomic.Int64 // unix nanoseconds of the last rank increase
 
-	mu   sync.Mutex // guards dec and sums; never held while taking Swarm.mu
-	dec  *decoder
-	sums    []byte   // checksums of the source blocks under our key (downloaders)
-	checker *checker // verifies blocks of this generation against sums
+	// mu guards the fields below. Lock order: Swarm.mu before generation.mu;
+	// never take Swarm.mu while holding generation.mu.
+	mu      sync.Mutex
+	dec     *decoder
+	basis   *rlnc.Basis   // span of dec's rows plus every pending want
+	pending []pendingWant // blocks asked for and not yet received
+	sums    []byte        // checksums of the source blocks under our key (downloaders)
+	checker *checker      // verifies blocks of this generation against sums
+}
+
+// pendingWant is a block asked for with a Want: from whom, with which
+// coefficient vector.
+type pendingWant struct {
+	c  *conn
+	v  []byte
+	at time.Time
 }
 
 // Swarm is this node's part in the swarm of one piece of content. Its
@@ -167,10 +182,12 @@ type Swarm struct {
 	banned    map[identity.ID]bool
 	avail     []int32 // Σ neighbour ranks per generation
 	active    []int   // generations being decoded
-	outstanding []int32 // blocks requested and not yet received, per generation
+	outstanding []int32 // vectors requested in offers not yet received, per generation
 	candidates map[string]PeerAddr // addresses to dial, by address
 	sumsAsked []bool
 	dials     map[string]*backoff
+	rng       *rand.Rand // for coefficient vectors drawn by the scheduler
+	encRand   *rand.Rand // unused by Combine; given to encoders so they do not seed their own
 
 	stats struct {
 		received      [numSources]atomic.Int64
@@ -229,6 +246,8 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 		byID:       map[identity.ID]*conn{},
 		banned:     map[identity.ID]bool{},
 		candidates: map[string]PeerAddr{},
+		rng:        newRand(),
+		encRand:    newRand(),
 	}
 	if cfg.Logger != nil {
 		s.log = cfg.Logger.With("content", m.ID().Short())
@@ -365,7 +384,7 @@ func (s *Swarm) Close() error {
 	}
 	s.mu.Unlock()
 	for _, c := range cs {
-		c.close(wire.ByeNormal, "leaving", nil)
+		c.close(wire.ByeNormal, "leaving")
 	}
 	return nil
 }
@@ -470,16 +489,21 @@ func (s *Swarm) InjectGeneration(g int, data []byte) error {
 	}
 	s.stats.received[FromHTTP].Add(int64(len(data)))
 	s.releaseDecoder(gen)
+	gen.basis = nil
+	moot := gen.pending
+	gen.pending = nil
+	gen.npending.Store(0)
 	gen.mu.Unlock()
-	s.afterComplete(g)
+	s.afterComplete(g, moot)
 	return nil
 }
 
-// afterComplete tells neighbours and the scheduler that g is held.
-func (s *Swarm) afterComplete(g int) {
+// afterComplete tells neighbours and the scheduler that g is held; moot
+// are the wants for g still outstanding.
+func (s *Swarm) afterComplete(g int, moot []pendingWant) {
 	s.mu.Lock()
 	s.removeActive(g)
-	s.outstanding[g] = 0
+	s.mootWants(g, moot)
 	for c := range s.conns {
 		c.sendHave(g, s.gens[g].blocks)
 	}

@@ -42,15 +42,16 @@ const (
 	THello     Type = 1  // version, role, content ID, listen port
 	TState     Type = 2  // rank of every generation
 	THave      Type = 3  // rank change of one generation
-	TRequest   Type = 4  // credits: send me n blocks of generation g
-	TBlock     Type = 5  // one coded block
-	TUseless   Type = 6  // your last block of g was not innovative
-	TReject    Type = 7  // I will not serve these credits
-	TSumsReq   Type = 8  // send me the checksums of generations [first, first+n)
-	TKey       Type = 9  // your checksum key (origin → peer)
-	TSums      Type = 10 // checksums of one generation's source blocks
-	TBye       Type = 11 // closing, with a reason
-	TKeepalive Type = 12 // nothing
+	TRequest   Type = 4  // offer me up to n coefficient vectors of generation g
+	TOffer     Type = 5  // coefficient vectors the sender can serve
+	TWant      Type = 6  // send me the block with this coefficient vector
+	TBlock     Type = 7  // one coded block
+	TReject    Type = 8  // I will not serve these
+	TSumsReq   Type = 9  // send me the checksums of generations [first, first+n)
+	TKey       Type = 10 // your checksum key (origin → peer)
+	TSums      Type = 11 // checksums of one generation's source blocks
+	TBye       Type = 12 // closing, with a reason
+	TKeepalive Type = 13 // nothing
 )
 
 func (t Type) String() string {
@@ -63,10 +64,12 @@ func (t Type) String() string {
 		return "have"
 	case TRequest:
 		return "request"
+	case TOffer:
+		return "offer"
+	case TWant:
+		return "want"
 	case TBlock:
 		return "block"
-	case TUseless:
-		return "useless"
 	case TReject:
 		return "reject"
 	case TSumsReq:
@@ -132,12 +135,31 @@ type Have struct {
 	Rank uint8
 }
 
-// Request grants the receiver of the frame credit to send Count blocks of
-// generation Gen. A sender that is a seed may substitute another generation
-// the requester lacks.
+// Request asks a neighbour that holds part of generation Gen to offer up to
+// Count coefficient vectors it can serve.
 type Request struct {
 	Gen   uint32
 	Count uint16
+}
+
+// MaxOffer bounds the vectors of one Offer.
+const MaxOffer = 255
+
+// Offer answers one Request with coefficient vectors (each
+// GenerationBlocks(Gen) bytes, back to back) of blocks the sender can serve;
+// none if it holds nothing of the generation. Decode aliases the frame
+// buffer.
+type Offer struct {
+	Gen     uint32
+	Vectors []byte
+}
+
+// Want asks for the block of generation Gen whose coefficient vector is
+// Coeffs. Urgent asks a seed to serve it even past its per-generation cap.
+type Want struct {
+	Gen    uint32
+	Urgent bool
+	Coeffs []byte
 }
 
 // Block is one coded block: the generation, its coefficient vector (one
@@ -149,14 +171,21 @@ type Block struct {
 	Payload []byte
 }
 
-// Useless tells a sender that its last block of Gen was not innovative.
-type Useless struct{ Gen uint32 }
-
-// Reject returns Count credits for Gen unused.
+// Reject declines the oldest Count outstanding Wants for Gen.
 type Reject struct {
-	Gen   uint32
-	Count uint16
+	Gen    uint32
+	Count  uint16
+	Reason RejectReason
 }
+
+// RejectReason says why a Reject was sent.
+type RejectReason uint8
+
+// Reject reasons.
+const (
+	RejectNotHeld RejectReason = 0 // the sender holds nothing (more) of it
+	RejectCapped  RejectReason = 1 // a seed already sent this generation enough; ask peers (or be Urgent)
+)
 
 // SumsReq asks the origin for the checksums of generations First..First+N-1.
 type SumsReq struct{ First, N uint32 }
@@ -213,7 +242,8 @@ func (State) frameType() Type     { return TState }
 func (Have) frameType() Type      { return THave }
 func (Request) frameType() Type   { return TRequest }
 func (Block) frameType() Type     { return TBlock }
-func (Useless) frameType() Type   { return TUseless }
+func (Offer) frameType() Type     { return TOffer }
+func (Want) frameType() Type      { return TWant }
 func (Reject) frameType() Type    { return TReject }
 func (SumsReq) frameType() Type   { return TSumsReq }
 func (Key) frameType() Type       { return TKey }
@@ -331,7 +361,11 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return h, nil
 	case TRequest, TReject:
-		if err := exact(6); err != nil {
+		want := 6
+		if t == TReject {
+			want = 7
+		}
+		if err := exact(want); err != nil {
 			return nil, err
 		}
 		if err := needLayout(); err != nil {
@@ -347,7 +381,46 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		if t == TRequest {
 			return Request{Gen: g, Count: n}, nil
 		}
-		return Reject{Gen: g, Count: n}, nil
+		r := RejectReason(b[6])
+		if r > RejectCapped {
+			return nil, bad(fmt.Sprintf("reason %d", r))
+		}
+		return Reject{Gen: g, Count: n, Reason: r}, nil
+	case TOffer:
+		if err := needLayout(); err != nil {
+			return nil, err
+		}
+		if len(b) < 4 {
+			return nil, bad("short")
+		}
+		g := binary.BigEndian.Uint32(b)
+		if err := genOK(g); err != nil {
+			return nil, err
+		}
+		k := l.GenerationBlocks(int(g))
+		v := b[4:]
+		if len(v)%k != 0 || len(v)/k > MaxOffer {
+			return nil, bad(fmt.Sprintf("%d vector bytes for %d blocks", len(v), k))
+		}
+		return Offer{Gen: g, Vectors: v}, nil
+	case TWant:
+		if err := needLayout(); err != nil {
+			return nil, err
+		}
+		if len(b) < 5 {
+			return nil, bad("short")
+		}
+		g := binary.BigEndian.Uint32(b)
+		if err := genOK(g); err != nil {
+			return nil, err
+		}
+		if b[4]&^1 != 0 {
+			return nil, bad(fmt.Sprintf("flags %#x", b[4]))
+		}
+		if err := exact(5 + l.GenerationBlocks(int(g))); err != nil {
+			return nil, err
+		}
+		return Want{Gen: g, Urgent: b[4]&1 != 0, Coeffs: b[5:]}, nil
 	case TBlock:
 		if err := needLayout(); err != nil {
 			return nil, err
@@ -364,18 +437,6 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return nil, err
 		}
 		return Block{Gen: g, Coeffs: b[4 : 4+k], Payload: b[4+k:]}, nil
-	case TUseless:
-		if err := exact(4); err != nil {
-			return nil, err
-		}
-		if err := needLayout(); err != nil {
-			return nil, err
-		}
-		g := binary.BigEndian.Uint32(b)
-		if err := genOK(g); err != nil {
-			return nil, err
-		}
-		return Useless{Gen: g}, nil
 	case TSumsReq:
 		if err := exact(8); err != nil {
 			return nil, err
@@ -453,12 +514,22 @@ func Append(dst []byte, f Frame) []byte {
 	case Reject:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 		dst = binary.BigEndian.AppendUint16(dst, f.Count)
+		dst = append(dst, byte(f.Reason))
+	case Offer:
+		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
+		dst = append(dst, f.Vectors...)
+	case Want:
+		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
+		var flags byte
+		if f.Urgent {
+			flags = 1
+		}
+		dst = append(dst, flags)
+		dst = append(dst, f.Coeffs...)
 	case Block:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 		dst = append(dst, f.Coeffs...)
 		dst = append(dst, f.Payload...)
-	case Useless:
-		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 	case SumsReq:
 		dst = binary.BigEndian.AppendUint32(dst, f.First)
 		dst = binary.BigEndian.AppendUint32(dst, f.N)
