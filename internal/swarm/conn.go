@@ -569,22 +569,25 @@ func (c *conn) onBlock(b wire.Block) error {
 			delete(c.pendingGens, g)
 		}
 	}
-	if idx < 0 || gen.complete.Load() || gen.dec == nil {
-		gen.mu.Unlock()
-		s.stats.wasted.Add(1)
-		u := 0
-		if idx < 0 {
-			if c.late > 0 {
-				c.late--
-			} else {
-				c.unsolicited++
-				u = c.unsolicited
+	if idx < 0 {
+		// A block we gave up waiting for (or never asked for). Use it if it
+		// still brings something new: it may carry the only copy of a
+		// dimension a seed sent.
+		if c.late > 0 {
+			c.late--
+		} else {
+			c.unsolicited++
+			if c.unsolicited > maxUnsolicited {
+				gen.mu.Unlock()
+				s.mu.Unlock()
+				return fmt.Errorf("%w: %d blocks nobody asked for", errProtocol, c.unsolicited)
 			}
 		}
+	}
+	if gen.complete.Load() || gen.dec == nil || (idx < 0 && !gen.dec.innovative(b.Coeffs)) {
+		gen.mu.Unlock()
+		s.stats.wasted.Add(1)
 		s.mu.Unlock()
-		if u > maxUnsolicited {
-			return fmt.Errorf("%w: %d blocks nobody asked for", errProtocol, u)
-		}
 		return nil
 	}
 	sums := gen.sums
@@ -607,12 +610,13 @@ func (c *conn) onBlock(b wire.Block) error {
 		return nil
 	}
 	if !gen.dec.add(b.Coeffs, b.Payload) {
-		// Possible only if the generation grew from outside the pending set
-		// (an HTTP fallback); keep the basis honest.
-		s.rebuildBasis(gen)
 		gen.mu.Unlock()
 		s.stats.nonInnovative.Add(1)
 		return nil
+	}
+	if idx < 0 {
+		// The row came from outside the pending set: keep the basis exact.
+		s.rebuildBasis(gen)
 	}
 	rank := gen.dec.rank()
 	gen.rank.Store(int32(rank))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -82,7 +83,7 @@ func startSwarm(t *testing.T, ctx context.Context, data []byte, m *manifest.Mani
 	t.Helper()
 	ts := &testSwarm{}
 	on, oaddr := testNode(t, ctx, wire.RoleOrigin, up)
-	o, err := on.Join(Config{Manifest: m, Data: bytes.NewReader(data), MasterKey: []byte("master secret")})
+	o, err := on.Join(Config{Manifest: m, Data: bytes.NewReader(data), MasterKey: []byte("master secret"), SeedCap: 1.0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func waitAll(t *testing.T, ctx context.Context, ss []*Swarm) {
 			t.Fatalf("peer %d failed: %v", i, s.Err())
 		case <-ctx.Done():
 			st := s.Stats()
-			t.Fatalf("peer %d: timed out with %d/%d generations (%+v)", i, st.Complete, st.Generations, st)
+			t.Fatalf("peer %d: timed out with %d/%d generations (%+v)\n%s", i, st.Complete, st.Generations, st, s.DebugState())
 		}
 	}
 }
@@ -146,7 +147,33 @@ func TestSwarm20Peers(t *testing.T) {
 	const up = 4 << 20
 	start := time.Now()
 	ts := startSwarm(t, ctx, data, m, 20, up)
+	stop := make(chan struct{})
+	go func() {
+		var last int64
+		var line []string
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				t.Logf("swarm upload utilisation per second: %v", line)
+				return
+			case <-tk.C:
+			}
+			total := ts.origin.Stats().Sent
+			done := 0
+			for _, p := range ts.peers {
+				total += p.Stats().Sent
+				if p.Complete() {
+					done++
+				}
+			}
+			line = append(line, fmt.Sprintf("%.0f%%(%d)", 100*float64(total-last)/float64(21*up), done))
+			last = total
+		}
+	}()
 	waitAll(t, ctx, ts.peers)
+	close(stop)
 	el := time.Since(start)
 	for i, out := range ts.outs {
 		if !bytes.Equal(out.b, data) {
