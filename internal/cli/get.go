@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -48,14 +48,7 @@ type getFlags struct {
 	verbose        bool
 }
 
-func (g *getFlags) register(env *Env, fs interface {
-	Var(flagValue, string, string)
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-	IntVar(*int, string, int, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-	Float64Var(*float64, string, float64, string)
-}) {
+func (g *getFlags) register(env *Env, fs *flag.FlagSet) {
 	fs.Var(&g.sources, "origin", "origin or edge base URL serving the manifest and ranges (repeatable; default http://127.0.0.1:7070)")
 	fs.StringVar(&g.tracker, "tracker", "", "tracker URL (default: the origin's host on port 7071, if it answers)")
 	fs.StringVar(&g.out, "o", "", "output file or directory (default: the published file name)")
@@ -75,11 +68,6 @@ func (g *getFlags) register(env *Env, fs interface {
 	fs.StringVar(&g.keyPath, "key", env.defaultNodeKey(), "node key (created if missing)")
 	fs.IntVar(&g.slots, "slots", 0, "generations decoded at once (default 8)")
 	fs.BoolVar(&g.verbose, "v", false, "log engine events to stderr")
-}
-
-type flagValue interface {
-	String() string
-	Set(string) error
 }
 
 // config builds a client.Config from the flags.
@@ -311,5 +299,3 @@ func (p *progressPrinter) finish() {
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
-
-var _ = netip.Addr{}

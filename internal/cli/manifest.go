@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +18,7 @@ type codingFlags struct {
 	k, block int
 }
 
-func (c *codingFlags) register(fs interface {
-	IntVar(*int, string, int, string)
-}) {
+func (c *codingFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.k, "k", 64, "blocks per generation (1..255)")
 	fs.IntVar(&c.block, "block", 32<<10, "block size in bytes (1 KiB..1 MiB, multiple of 64)")
 }

@@ -27,7 +27,6 @@ import (
 	"avalanche/internal/atomicfile"
 	"avalanche/internal/manifest"
 	"avalanche/internal/swarm"
-	"avalanche/internal/wire"
 )
 
 // Errors, for exit codes and messages.
@@ -52,7 +51,7 @@ type Announce struct {
 	Uploaded int64
 	// Downloaded bytes by source.
 	FromPeers, FromOrigin, FromEdge, FromHTTP int64
-	Complete bool
+	Complete                                  bool
 }
 
 // Config configures one download. Key, Content and at least one of
@@ -531,5 +530,3 @@ func (w *rateWindow) add(t time.Time, v int64) float64 {
 	}
 	return float64(w.vals[len(w.vals)-1]-w.vals[0]) / dt
 }
-
-var _ = wire.RolePeer

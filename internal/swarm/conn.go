@@ -51,10 +51,10 @@ type conn struct {
 	started  time.Time
 
 	// Receiver side, guarded by s.mu.
-	remote      []byte // the neighbour's rank per generation; nil before State
-	remoteDone  bool   // the neighbour holds everything
-	useless     []bool // its offers of g held nothing new, since its last Have
-	capped      []bool // it is a seed that declined g as sent often enough
+	remote      []byte        // the neighbour's rank per generation; nil before State
+	remoteDone  bool          // the neighbour holds everything
+	useless     []bool        // its offers of g held nothing new, since its last Have
+	capped      []bool        // it is a seed that declined g as sent often enough
 	offerReqs   map[int][]int // per generation, counts of Requests not yet answered (FIFO)
 	wantsOut    int           // blocks asked of it and not yet received
 	pendingGens map[int]int   // generations with wants outstanding to it, and how many
@@ -64,11 +64,11 @@ type conn struct {
 	late        int // blocks asked for and since given up on, that may still come
 
 	// Sender side.
-	qmu       sync.Mutex
-	wants     []want
+	qmu        sync.Mutex
+	wants      []want
 	offerReqs2 int // Requests being answered (limit)
-	ctrl      [][]byte
-	signal    chan struct{}
+	ctrl       [][]byte
+	signal     chan struct{}
 
 	recvBytes atomic.Int64
 	sentBytes atomic.Int64

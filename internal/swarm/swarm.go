@@ -21,10 +21,10 @@ import (
 
 // Errors.
 var (
-	ErrClosed      = errors.New("swarm: closed")
+	ErrClosed       = errors.New("swarm: closed")
 	ErrHashMismatch = errors.New("swarm: generation does not match the manifest")
-	ErrNotSource   = errors.New("swarm: generation not held")
-	ErrStorage     = errors.New("swarm: storage failure")
+	ErrNotSource    = errors.New("swarm: generation not held")
+	ErrStorage      = errors.New("swarm: storage failure")
 )
 
 // Config describes this node's part in one swarm.
@@ -92,19 +92,19 @@ func sourceOf(r wire.Role) Source {
 
 // Stats is a snapshot of a swarm's counters.
 type Stats struct {
-	Generations     int
-	Complete        int     // generations held
-	Rank            int64   // innovative blocks held, including complete generations
-	Blocks          int64   // blocks in the content
-	Received        [numSources]int64 // payload bytes received by source
-	Sent            int64   // payload bytes sent
-	BlocksIn        int64   // blocks received
-	NonInnovative   int64   // blocks dropped as not innovative
-	Wasted          int64   // blocks for generations already complete
-	Polluted        int64   // blocks that failed verification
-	Peers           int     // live connections
-	SumsPending     int     // generations whose checksums are still awaited
-	HashFailures    int64
+	Generations   int
+	Complete      int               // generations held
+	Rank          int64             // innovative blocks held, including complete generations
+	Blocks        int64             // blocks in the content
+	Received      [numSources]int64 // payload bytes received by source
+	Sent          int64             // payload bytes sent
+	BlocksIn      int64             // blocks received
+	NonInnovative int64             // blocks dropped as not innovative
+	Wasted        int64             // blocks for generations already complete
+	Polluted      int64             // blocks that failed verification
+	Peers         int               // live connections
+	SumsPending   int               // generations whose checksums are still awaited
+	HashFailures  int64
 }
 
 // Downloaded returns the payload bytes received from all sources.
@@ -162,32 +162,32 @@ type Swarm struct {
 	cache    *genCache
 	decoders sync.Pool // of *decoder with K blocks
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when every generation is held
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when every generation is held
 	doneOnce sync.Once
-	wake   chan struct{}
+	wake     chan struct{}
 	failed   chan struct{} // closed on a fatal error
 	failOnce sync.Once
 	err      error
 
 	// checksum state (downloaders)
-	checks   int
-	keyMu    sync.Mutex
-	key      *checkKey // nil until an origin sent our key
+	checks int
+	keyMu  sync.Mutex
+	key    *checkKey // nil until an origin sent our key
 
-	mu        sync.Mutex // guards the fields below
-	conns     map[*conn]struct{}
-	byID      map[identity.ID]*conn
-	banned    map[identity.ID]bool
-	avail     []int32 // Σ neighbour ranks per generation
-	active    []int   // generations being decoded
-	outstanding []int32 // vectors requested in offers not yet received, per generation
-	candidates map[string]PeerAddr // addresses to dial, by address
-	sumsAsked []bool
-	dials     map[string]*backoff
-	rng       *rand.Rand // for coefficient vectors drawn by the scheduler
-	encRand   *rand.Rand // unused by Combine; given to encoders so they do not seed their own
+	mu          sync.Mutex // guards the fields below
+	conns       map[*conn]struct{}
+	byID        map[identity.ID]*conn
+	banned      map[identity.ID]bool
+	avail       []int32             // Σ neighbour ranks per generation
+	active      []int               // generations being decoded
+	outstanding []int32             // vectors requested in offers not yet received, per generation
+	candidates  map[string]PeerAddr // addresses to dial, by address
+	sumsAsked   []bool
+	dials       map[string]*backoff
+	rng         *rand.Rand // for coefficient vectors drawn by the scheduler
+	encRand     *rand.Rand // unused by Combine; given to encoders so they do not seed their own
 
 	stats struct {
 		received      [numSources]atomic.Int64
