@@ -268,8 +268,9 @@ func (o *Origin) readManifest(w http.ResponseWriter, r *http.Request) (*manifest
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, o.cfg.MaxManifestBytes)); err != nil {
-		return nil, &bodyError{err}
+	body := &idleReader{r: http.MaxBytesReader(w, r.Body, o.cfg.MaxManifestBytes), rc: http.NewResponseController(w), idle: o.cfg.UploadIdleTimeout}
+	if _, err := buf.ReadFrom(body); err != nil {
+		return nil, err
 	}
 	return manifest.Parse(buf.Bytes())
 }
