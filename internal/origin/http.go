@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -79,7 +80,7 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, contentstore.ErrClosed):
 		return http.StatusServiceUnavailable
-	case errors.As(err, &body),
+	case errors.As(err, &body), errors.Is(err, context.Canceled), // the client went away mid-request
 		errors.Is(err, contentstore.ErrTooLong), errors.Is(err, contentstore.ErrTooShort),
 		errors.Is(err, ErrPropertyMismatch), errors.Is(err, ErrBadRequest),
 		errors.Is(err, manifest.ErrMalformed), errors.Is(err, manifest.ErrSignature),
