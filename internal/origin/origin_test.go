@@ -718,3 +718,57 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestExpectContinue: a refused upload that asked for 100-continue is
+// answered before its body is sent.
+func TestExpectContinue(t *testing.T) {
+	f := newFixture(t, nil)
+	data := randBytes(14, 100000)
+	m := signed(t, "alpha", "e.bin", data, keyAlpha)
+	if resp, b := f.do(t, "PUT", "/v1/properties/alpha/manifests", tokenAlpha, bytes.NewReader(m.Encoded())); resp.StatusCode != 201 {
+		t.Fatalf("PUT manifest: %s %s", resp.Status, b)
+	}
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}}
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  int
+		sent  bool
+	}{
+		{"bad token", "nope-nope-nope-nope", 401, false},
+		{"other property", tokenBeta, 403, false},
+		{"good token", tokenAlpha, 201, true},
+		{"already complete", tokenAlpha, 200, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &countingReader{r: bytes.NewReader(data)}
+			req, _ := http.NewRequest("PUT", f.srv.URL+"/v1/properties/alpha/content/"+m.ID().String(), body)
+			req.ContentLength = int64(len(data))
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			req.Header.Set("Expect", "100-continue")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status = %s, want %d", resp.Status, tc.want)
+			}
+			if sent := body.n > 0; sent != tc.sent {
+				t.Errorf("body bytes sent = %d, want sent = %v", body.n, tc.sent)
+			}
+		})
+	}
+}
