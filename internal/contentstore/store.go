@@ -493,6 +493,8 @@ type Content struct {
 	f *os.File
 }
 
+var _ io.ReaderAt = (*Content)(nil)
+
 // Manifest returns the content's signed manifest.
 func (c *Content) Manifest() *manifest.Manifest { return c.m }
 
