@@ -4,5 +4,7 @@ package cli
 var commands = []command{
 	{"keygen", "create a publisher key for signing manifests", runKeygen},
 	{"manifest", "hash and sign a file's manifest without uploading it", runManifest},
+	{"origin", "run an origin: content store, publish API and HTTP downloads", runOrigin},
+	{"publish", "sign a file's manifest and upload both to an origin", runPublish},
 	{"version", "print the version", runVersion},
 }
