@@ -2,8 +2,10 @@ module avalanche
 
 go 1.26.8
 
+require github.com/redis/go-redis/v9 v9.23.0
+
 require (
-	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
-	github.com/klauspost/reedsolomon v1.14.2 // indirect
-	golang.org/x/sys v0.30.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 )
