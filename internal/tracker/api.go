@@ -38,8 +38,10 @@ func signedMessage(path string, body []byte) []byte {
 	return append(msg, body...)
 }
 
-// sign returns the SignatureHeader value for body sent to path.
-func sign(priv ed25519.PrivateKey, path string, body []byte) string {
+// Sign returns the SignatureHeader value for body sent to path (AnnouncePath
+// or ReportPath) by the node whose key is priv. Client signs for itself;
+// Sign is for other implementations and tests.
+func Sign(priv ed25519.PrivateKey, path string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(ed25519.Sign(priv, signedMessage(path, body)))
 }
 

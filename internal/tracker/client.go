@@ -199,7 +199,7 @@ func (c *Client) signedPost(ctx context.Context, path string, body func(ts time.
 			return fmt.Errorf("tracker: %w", err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(SignatureHeader, sign(c.key, path, b))
+		req.Header.Set(SignatureHeader, Sign(c.key, path, b))
 		sent := c.now()
 		err = c.do(req, out)
 		var te *Error

@@ -18,7 +18,7 @@ import (
 // share is rounded up, so it is never below MinRandomShare of want and is
 // at least one peer.
 func (t *Tracker) quotas(want int) (isp, region, random int) {
-	random = int(math.Ceil(float64(want) * (1 - t.ispShare - t.regionShare) - 1e-9))
+	random = int(math.Ceil(float64(want)*(1-t.ispShare-t.regionShare) - 1e-9))
 	random = min(max(random, 1), want)
 	isp = min(int(float64(want)*t.ispShare), want-random)
 	region = want - random - isp
