@@ -4,5 +4,6 @@ package cli
 var commands = []command{
 	{"keygen", "create a publisher key for signing manifests", runKeygen},
 	{"manifest", "hash and sign a file's manifest without uploading it", runManifest},
+	{"tracker", "run the tracker alone (peer hand-out; part of control)", runTracker},
 	{"version", "print the version", runVersion},
 }
