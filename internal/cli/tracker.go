@@ -27,7 +27,7 @@ Run the tracker on its own: peers announce what they have and get back a
 locality-biased list of other peers plus edges and origins (docs/tracker.md).
 State is kept in memory unless -redis names a Redis server shared with other
 control nodes.`)
-	listen := fs.String("listen", "127.0.0.1:7070", "address to serve the tracker API on")
+	listen := fs.String("listen", "127.0.0.1:7071", "address to serve the tracker API on (the origin uses 7070)")
 	mapFile := fs.String("netmap", "", "network map file (CSV or JSON; default: built-in loopback and private ranges)")
 	redisAddr := fs.String("redis", "", "Redis address (host:port) for state shared between control nodes")
 	redisPrefix := fs.String("redis-prefix", "avalanche:tracker:", "prefix of the tracker's Redis keys")

@@ -22,7 +22,7 @@ import (
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	// URL is the tracker's base URL, e.g. "http://127.0.0.1:7070". Required.
+	// URL is the tracker's base URL, e.g. "http://127.0.0.1:7071". Required.
 	URL string
 	// Key is the node's private key; announces and reports are signed
 	// with it and name its public key as the peer ID. Required.
