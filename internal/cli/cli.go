@@ -162,13 +162,29 @@ func newFlags(env *Env, name, synopsis, description string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs, turning flag errors into usage errors.
+// parse parses args into fs, turning flag errors into usage errors. Flags
+// may come before or after positional arguments ("get ID -o out"); "--"
+// ends the flags. Afterwards fs.Args() holds the positional arguments.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%s: %w", fs.Name(), errUsage)
 		}
-		return fmt.Errorf("%s: %w", fs.Name(), errUsage)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Leave the positionals in fs.Args().
+	return fs.Parse(append([]string{"--"}, pos...))
 }

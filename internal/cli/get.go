@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"avalanche/internal/client"
 	"avalanche/internal/identity"
 	"avalanche/internal/manifest"
+	"avalanche/internal/tracker"
 )
 
 // getFlags are the flags shared by get and seed.
@@ -233,6 +235,7 @@ type progressPrinter struct {
 	json    bool
 	last    time.Time
 	printed bool
+	sawDone bool
 }
 
 func newProgressPrinter(w io.Writer, jsonOut bool) *progressPrinter {
@@ -274,9 +277,10 @@ func (p *progressPrinter) print(pr client.Progress) {
 			humanBytes(float64(pr.FromOrigin+pr.FromEdge+pr.FromHTTP)))
 		p.printed = true
 	default:
-		if time.Since(p.last) < 5*time.Second && pct < 100 {
+		if time.Since(p.last) < 5*time.Second && (pct < 100 || pr.Seeding || p.sawDone) {
 			return
 		}
+		p.sawDone = pct >= 100
 		p.last = time.Now()
 		fmt.Fprintf(p.w, "%s %5.1f%% %s/s peers=%d from_peers=%s from_origin=%s from_edge=%s from_http=%s up=%s\n",
 			pr.Name, pct, humanBytes(pr.Rate), pr.Peers, humanBytes(float64(pr.FromPeers)),
@@ -293,7 +297,32 @@ func (p *progressPrinter) finish() {
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
-// newTrackerClient is replaced once the tracker lands.
-func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, url string, sources []string) (client.Announcer, error) {
-	return nil, nil
+// newTrackerClient returns the tracker to announce to: url if given (an
+// error if it does not answer), else the sources' host on port 7071 if a
+// tracker answers there, else none.
+func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, trackerURL string, sources []string) (client.Announcer, error) {
+	explicit := trackerURL != ""
+	if !explicit && len(sources) > 0 {
+		u, err := url.Parse(sources[0])
+		if err != nil || u.Hostname() == "" {
+			return nil, nil
+		}
+		trackerURL = u.Scheme + "://" + net.JoinHostPort(u.Hostname(), "7071")
+	}
+	if trackerURL == "" {
+		return nil, nil
+	}
+	tc, err := tracker.NewClient(tracker.ClientConfig{URL: trackerURL, Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("--tracker: %v: %w", err, errUsage)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := tc.Stats(pctx); err != nil {
+		if explicit {
+			return nil, withCode(exitUnreachable, fmt.Errorf("tracker %s: %w", trackerURL, err))
+		}
+		return nil, nil
+	}
+	return &client.Tracker{C: tc}, nil
 }

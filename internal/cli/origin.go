@@ -12,7 +12,12 @@ import (
 	"path/filepath"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
 	"avalanche/internal/origin"
+	"avalanche/internal/seeder"
+	"avalanche/internal/swarm"
+	"avalanche/internal/tracker"
+	"avalanche/internal/wire"
 )
 
 func runOrigin(ctx context.Context, env *Env, args []string) error {
@@ -31,6 +36,10 @@ publisher is the local key (see avalanche keygen).`)
 	verify := fs.Bool("verify", false, "re-hash all stored content against its manifest at startup")
 	publicURL := fs.String("public-url", "", "base URL to advertise in publish responses (default: from the request)")
 	logJSON := fs.Bool("log-json", false, "write logs as JSON lines instead of text")
+	peerListen := fs.String("peer-listen", "127.0.0.1:7072", `address for the peer protocol (the origin seeds every swarm); "-" disables`)
+	trackerURL := fs.String("tracker", "", "tracker to announce every content to (e.g. http://127.0.0.1:7071)")
+	upload := fs.String("upload-limit", "0", "peer-protocol upload cap, e.g. 20M (bytes/s) or 100mbit; 0 = none")
+	seedCap := fs.Float64("seed-cap", 1.0, "decline peers' non-urgent requests for a generation once sent this many times its size (0 = no cap)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,17 +70,44 @@ publisher is the local key (see avalanche keygen).`)
 		props, zeroConfigToken = []origin.Property{p}, tok
 	}
 
-	o, err := origin.New(ctx, origin.Config{
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var sd *seeder.Seeder
+	var o *origin.Origin
+	cfg := origin.Config{
 		DataDir:      *data,
 		Properties:   props,
 		Logger:       log,
 		VerifyOnOpen: *verify,
 		PublicURL:    *publicURL,
-	})
+	}
+	if *peerListen != "-" {
+		upBps, err := parseRate(*upload)
+		if err != nil {
+			return fmt.Errorf("--upload-limit: %v: %w", err, errUsage)
+		}
+		sd, err = startOriginSeeder(ctx, env, log, *data, *peerListen, *trackerURL, upBps, *seedCap)
+		if err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+		defer sd.Close()
+		cfg.OnPublish = func(m *manifest.Manifest) {
+			if err := sd.Publish(o, m.ID()); err != nil {
+				log.Error("cannot seed new content", "content", m.ID().Short(), "err", err)
+			}
+		}
+		cfg.OnDelete = sd.Remove
+	}
+	o, err := origin.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("origin: %w", err)
 	}
 	defer o.Close()
+	if sd != nil {
+		if err := sd.ServeOrigin(o); err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("origin: %w", err)
@@ -85,6 +121,43 @@ publisher is the local key (see avalanche keygen).`)
 		return fmt.Errorf("origin: %w", err)
 	}
 	return nil
+}
+
+// startOriginSeeder starts the origin's peer-protocol node and seeder.
+// Its node key and checksum master key live in DATA/../DATA-keys, beside
+// the content store.
+func startOriginSeeder(ctx context.Context, env *Env, log *slog.Logger, data, listen, trackerURL string, upBps int64, seedCap float64) (*seeder.Seeder, error) {
+	keyDir := filepath.Clean(data) + "-keys"
+	nodeKey, err := identity.LoadOrCreate(filepath.Join(keyDir, "node.key"))
+	if err != nil {
+		return nil, err
+	}
+	master, err := seeder.LoadOrCreateSecret(filepath.Join(keyDir, "master.key"))
+	if err != nil {
+		return nil, err
+	}
+	node, err := swarm.NewNode(ctx, swarm.NodeConfig{Key: nodeKey, Role: wire.RoleOrigin, UploadLimit: upBps, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	go node.Serve(ln)
+	var tc *tracker.Client
+	if trackerURL != "" {
+		if tc, err = tracker.NewClient(tracker.ClientConfig{URL: trackerURL, Key: nodeKey}); err != nil {
+			return nil, err
+		}
+	}
+	sd, err := seeder.New(seeder.Config{Node: node, Tracker: tc, Role: tracker.RoleOrigin, MasterKey: master, SeedCap: seedCap, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	go sd.Run(ctx)
+	fmt.Fprintf(env.Stderr, "avalanche origin seeding on %s (node %s)\n", ln.Addr(), node.ID().Short())
+	return sd, nil
 }
 
 func readConfigFile(path string) ([]byte, error) {

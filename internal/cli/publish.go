@@ -107,24 +107,12 @@ Exit codes: 0 published, 1 error, 2 usage, 3 origin unreachable,
 	return nil
 }
 
-// parseInterleaved parses flags that may come before or after positional
-// arguments ("publish FILE -origin URL") and returns the positionals.
+// parseInterleaved parses flags and returns the positional arguments.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		rest := fs.Args()
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil // everything after "--" is positional
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	if err := parse(fs, args); err != nil {
+		return nil, err
 	}
+	return fs.Args(), nil
 }
 
 func parseOriginURL(s string) (string, error) {

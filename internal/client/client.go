@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"avalanche/internal/atomicfile"
+	"avalanche/internal/identity"
 	"avalanche/internal/manifest"
 	"avalanche/internal/swarm"
 )
@@ -216,6 +217,15 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 		Manifest: d.m, Data: d.f, Out: d.f, Have: d.have,
 		Stream: d.cfg.Stream != nil, Slots: d.cfg.Slots, Depth: d.cfg.Depth, MaxPeers: d.cfg.MaxPeers,
 		OnGeneration: d.onGeneration, Logger: d.log,
+		OnPolluter: func(id identity.ID, addr netip.AddrPort) {
+			if r, ok := d.cfg.Tracker.(Reporter); ok {
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if err := r.Report(rctx, d.m.ID(), id, "block failed verification"); err != nil {
+					d.log.Warn("cannot report polluter to the tracker", "peer", id.Short(), "err", err)
+				}
+			}
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"avalanche/internal/identity"
 	"avalanche/internal/manifest"
+	"avalanche/internal/seeder"
 	"avalanche/internal/swarm"
 	"avalanche/internal/wire"
 )
@@ -85,19 +86,6 @@ func httpGet(ctx context.Context, hc HTTPDoer, url, rng string, limit int64) ([]
 	return b, resp.StatusCode, nil
 }
 
-// SeedInfo is a source's answer to GET /v1/swarm/{id}: the peer-protocol
-// addresses of the seeds it knows for the content (itself first).
-type SeedInfo struct {
-	Seeds []SeedAddr `json:"seeds"`
-}
-
-// SeedAddr is one seed.
-type SeedAddr struct {
-	ID   string `json:"id"`
-	Addr string `json:"addr"`
-	Role string `json:"role"`
-}
-
 // fetchSeeds asks each source for the content's seeds.
 func fetchSeeds(ctx context.Context, hc HTTPDoer, sources []string, id manifest.ID) []swarm.PeerAddr {
 	var out []swarm.PeerAddr
@@ -106,7 +94,7 @@ func fetchSeeds(ctx context.Context, hc HTTPDoer, sources []string, id manifest.
 		if err != nil || status != http.StatusOK {
 			continue
 		}
-		var si SeedInfo
+		var si seeder.SeedInfo
 		if json.Unmarshal(b, &si) != nil {
 			continue
 		}
