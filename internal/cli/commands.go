@@ -2,6 +2,7 @@ package cli
 
 // commands lists every subcommand, one line each. Keep it sorted by name.
 var commands = []command{
+	{"demo", "run origin, tracker and N peers on this machine and report", runDemo},
 	{"get", "download content from its swarm, verified and resumable", runGet},
 	{"keygen", "create a publisher key for signing manifests", runKeygen},
 	{"manifest", "hash and sign a file's manifest without uploading it", runManifest},

@@ -1,22 +1,18 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	iofs "io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
-	"avalanche/internal/manifest"
 	"avalanche/internal/origin"
 )
 
@@ -80,17 +76,12 @@ Exit codes: 0 published, 1 error, 2 usage, 3 origin unreachable,
 	}
 	hashed := time.Now()
 
-	c := &publishClient{base: base, property: *property, token: tok, http: newPublishHTTPClient()}
-	obj, err := c.putManifest(ctx, m)
+	pub := &origin.Publisher{BaseURL: base, Property: *property, Token: tok}
+	obj, uploaded, err := pub.Publish(ctx, m, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
-		return err
+		return publishError(err, base, path)
 	}
-	already := obj.Complete
-	if !already {
-		if obj, err = c.putContent(ctx, m, path); err != nil {
-			return err
-		}
-	}
+	already := !uploaded
 	done := time.Now()
 
 	fmt.Fprintf(env.Stdout, "content   %s\n", m.ID())
@@ -139,106 +130,18 @@ func sizeString(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
-func newPublishHTTPClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: 5 * time.Second,
-			ForceAttemptHTTP2:     true,
-		},
-		// No overall timeout: uploads of large files take as long as they
-		// take; ctx (Ctrl-C) ends them.
+// publishError turns a Publisher error into a message and an exit code.
+func publishError(err error, base, path string) error {
+	var re *origin.RemoteError
+	switch {
+	case errors.Is(err, origin.ErrUnreachable):
+		return withCode(exitUnreachable, fmt.Errorf("publish: cannot reach origin %s: %w", base, err))
+	case errors.As(err, &re) && re.Status == http.StatusUnauthorized:
+		return withCode(exitRefused, fmt.Errorf("publish: %w (check AVALANCHE_TOKEN / -token)", err))
+	case errors.As(err, &re) && re.Status == http.StatusForbidden:
+		return withCode(exitRefused, fmt.Errorf("publish: %w", err))
+	case errors.As(err, &re) && strings.Contains(re.Message, "does not match the manifest"):
+		return fmt.Errorf("publish: %w (did %s change while publishing?)", err, path)
 	}
-}
-
-// publishClient talks to an origin's publish API.
-type publishClient struct {
-	base     string
-	property string
-	token    string
-	http     *http.Client
-}
-
-func (c *publishClient) putManifest(ctx context.Context, m *manifest.Manifest) (*origin.Object, error) {
-	u := c.base + "/v1/properties/" + url.PathEscape(c.property) + "/manifests"
-	req, err := http.NewRequestWithContext(ctx, "PUT", u, bytes.NewReader(m.Encoded()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", origin.ManifestContentType)
-	return c.do(req, "manifest")
-}
-
-func (c *publishClient) putContent(ctx context.Context, m *manifest.Manifest, path string) (*origin.Object, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	defer f.Close()
-	u := c.base + "/v1/properties/" + url.PathEscape(c.property) + "/content/" + m.ID().String()
-	req, err := http.NewRequestWithContext(ctx, "PUT", u, f)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = m.Size
-	if m.Size == 0 {
-		req.Body = http.NoBody
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	// Let the origin refuse (bad token, unknown manifest) before the body
-	// is sent.
-	req.Header.Set("Expect", "100-continue")
-	obj, err := c.do(req, "file")
-	if err != nil && strings.Contains(err.Error(), "does not match the manifest") {
-		err = fmt.Errorf("%w (did %s change while publishing?)", err, path)
-	}
-	return obj, err
-}
-
-// do sends req with the token and decodes the Object response, turning
-// failures into errors with exit codes and the origin's own message.
-func (c *publishClient) do(req *http.Request, what string) (*origin.Object, error) {
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("User-Agent", "avalanche-publish")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctxErr := req.Context().Err(); ctxErr != nil {
-			return nil, fmt.Errorf("publish: %w", ctxErr)
-		}
-		var opErr *net.OpError
-		var dnsErr *net.DNSError
-		if (errors.As(err, &opErr) && opErr.Op == "dial") || errors.As(err, &dnsErr) {
-			return nil, withCode(exitUnreachable, fmt.Errorf("publish: cannot reach origin %s: %w", c.base, err))
-		}
-		return nil, fmt.Errorf("publish: uploading %s: %w", what, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
-		var obj origin.Object
-		if err := json.Unmarshal(body, &obj); err != nil {
-			return nil, fmt.Errorf("publish: unexpected answer from %s: %v", c.base, err)
-		}
-		return &obj, nil
-	}
-	msg := strings.TrimSpace(string(body))
-	var eb struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-		msg = eb.Error
-	}
-	if len(msg) > 500 {
-		msg = msg[:500] + "…"
-	}
-	err = fmt.Errorf("publish: origin refused the %s: %s: %s", what, resp.Status, msg)
-	switch resp.StatusCode {
-	case http.StatusUnauthorized:
-		return nil, withCode(exitRefused, fmt.Errorf("%w (check AVALANCHE_TOKEN / -token)", err))
-	case http.StatusForbidden:
-		return nil, withCode(exitRefused, err)
-	}
-	return nil, err
+	return fmt.Errorf("publish: %w", err)
 }

@@ -93,6 +93,9 @@ type Config struct {
 	SeedRatio float64
 	// Progress is called about once a second and at the end.
 	Progress func(Progress)
+	// Completed, if set, is called as soon as the file is verified and has
+	// its final name, before any seeding.
+	Completed func(*Result)
 	// HTTP is the client for sources; default http.DefaultClient with
 	// timeouts.
 	HTTP HTTPDoer
@@ -274,6 +277,9 @@ loop:
 	}
 	d.log.Info("download complete", "path", d.path, "elapsed", time.Since(d.start).Round(time.Millisecond))
 	res.Progress = d.report(meter, false)
+	if d.cfg.Completed != nil {
+		d.cfg.Completed(res)
+	}
 	d.seed(ctx, meter)
 	res.Progress = d.report(meter, false)
 	return res, nil
