@@ -220,7 +220,9 @@ func TestOriginCommandZeroConfig(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, &te.Env, []string{"origin", "-listen", "127.0.0.1:0", "-peer-listen", "127.0.0.1:0"}) }()
+	go func() {
+		done <- run(ctx, &te.Env, []string{"origin", "-listen", "127.0.0.1:0", "-peer-listen", "127.0.0.1:0"})
+	}()
 	var base, token string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		s := te.stderr.String()
@@ -297,7 +299,9 @@ func TestOriginCommandWithConfig(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, &te.Env, []string{"origin", "-listen", "127.0.0.1:0", "-peer-listen", "127.0.0.1:0", "-config", cfg}) }()
+	go func() {
+		done <- run(ctx, &te.Env, []string{"origin", "-listen", "127.0.0.1:0", "-peer-listen", "127.0.0.1:0", "-config", cfg})
+	}()
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if l := listenRE.FindStringSubmatch(te.stderr.String()); l != nil {
