@@ -3,6 +3,7 @@ package swarm
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -75,8 +76,11 @@ type conn struct {
 	recvRate  rateMeter
 	sendRate  rateMeter
 
+	ctx       context.Context // ends when the connection closes
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closed    chan struct{}
+	bye       []byte // goodbye frame for the writer to send last
 }
 
 // hello returns this node's hello for s.
@@ -94,6 +98,7 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 		signal: make(chan struct{}, 1), closed: make(chan struct{}),
 		remoteDone: h.Complete,
 	}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
@@ -180,20 +185,30 @@ func (c *conn) run() {
 	c.close(code, reason)
 }
 
-// close ends the connection once, sending a goodbye when it has a reason.
+// close ends the connection once. The goodbye, if any, is written by the
+// writer goroutine at a frame boundary, which then closes the socket; a
+// writer stuck on a peer that does not read gives up after two seconds.
 func (c *conn) close(code wire.ByeCode, reason string) {
 	c.closeOnce.Do(func() {
-		close(c.closed)
 		if reason != "" || code != wire.ByeNormal {
-			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			writeBye(c.nc, code, reason)
+			c.bye = wire.Append(nil, wire.Bye{Code: code, Reason: truncate(reason, wire.MaxReason)})
 		}
-		c.nc.Close()
+		c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		close(c.closed)
+		c.cancel()
+		time.AfterFunc(3*time.Second, func() { c.nc.Close() })
 		c.s.mu.Lock()
 		c.s.forget(c)
 		c.s.mu.Unlock()
 		c.s.kick()
 	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // forget removes a connection and everything asked of it. Caller holds s.mu.
@@ -672,16 +687,26 @@ func (s *Swarm) polluter(c *conn, g int) {
 }
 
 // writeLoop sends control frames first, then the blocks wanted, in order.
+// It owns every write to the socket, and closes it.
 func (c *conn) writeLoop() {
 	s := c.s
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	defer c.nc.Close()
 	bs := s.m.BlockSize
 	payload := make([]byte, bs)
 	var hdr []byte
 	keepalive := time.NewTimer(30 * time.Second)
 	defer keepalive.Stop()
-	fail := func() { c.close(wire.ByeNormal, "") }
 	for {
+		select {
+		case <-c.closed:
+			if c.bye != nil {
+				bw.Write(c.bye)
+				bw.Flush()
+			}
+			return
+		default:
+		}
 		c.qmu.Lock()
 		ctrl := c.ctrl
 		c.ctrl = nil
@@ -695,18 +720,17 @@ func (c *conn) writeLoop() {
 		c.qmu.Unlock()
 		for _, f := range ctrl {
 			if _, err := bw.Write(f); err != nil {
-				fail()
+				c.close(wire.ByeNormal, "")
 				return
 			}
 		}
 		if !haveWant {
 			if err := bw.Flush(); err != nil {
-				fail()
+				c.close(wire.ByeNormal, "")
 				return
 			}
 			select {
 			case <-c.closed:
-				return
 			case <-c.signal:
 			case <-keepalive.C:
 				c.enqueue(wire.Append(nil, wire.Keepalive{}))
@@ -722,25 +746,25 @@ func (c *conn) writeLoop() {
 		// control frames are not held back by the rate limiter.
 		if s.node.up != nil && bw.Buffered() > 0 {
 			if err := bw.Flush(); err != nil {
-				fail()
+				c.close(wire.ByeNormal, "")
 				return
 			}
 		}
-		if err := waitN(s.ctx, s.node.up, bs); err != nil {
-			return
+		if err := waitN(c.ctx, s.node.up, bs); err != nil {
+			continue // closing
 		}
 		hdr = wire.BlockHeader(hdr[:0], uint32(w.gen), len(w.v), bs)
 		bw.Write(hdr)
 		bw.Write(w.v)
 		if _, err := bw.Write(payload); err != nil {
-			fail()
+			c.close(wire.ByeNormal, "")
 			return
 		}
 		c.sentBytes.Add(int64(bs))
 		c.sendRate.add(int64(bs))
 		s.stats.sent.Add(int64(bs))
 		if err := bw.Flush(); err != nil {
-			fail()
+			c.close(wire.ByeNormal, "")
 			return
 		}
 	}

@@ -301,7 +301,12 @@ func (n *Node) accept(raw net.Conn) {
 	}
 	body, _, err := wire.ReadFrame(tc, nil)
 	if err != nil {
-		n.log.Debug("no hello", "addr", addr, "err", err)
+		if errors.Is(err, wire.ErrTooLarge) || errors.Is(err, wire.ErrMalformed) {
+			n.log.Info("closing connection", "addr", addr, "peer", peer.Short(), "reason", err.Error())
+			writeBye(tc, wire.ByeProtocol, err.Error())
+		} else {
+			n.log.Debug("no hello", "addr", addr, "err", err)
+		}
 		tc.Close()
 		return
 	}

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"math/rand/v2"
+	"sort"
 	"time"
 
 	"avalanche/internal/rlnc"
@@ -33,6 +34,7 @@ func (s *Swarm) schedule() {
 	defer s.mu.Unlock()
 	now := time.Now()
 	s.expireWants(now)
+	s.requestSums()
 	// Release slots of generations nothing is arriving for.
 	for i := 0; i < len(s.active); i++ {
 		g := s.active[i]
@@ -49,6 +51,9 @@ func (s *Swarm) schedule() {
 		}
 	}
 	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	// Sources that hold everything go first: they are where new dimensions
+	// come from, and their wants are never wasted on offers.
+	sort.SliceStable(conns, func(i, j int) bool { return conns[i].remoteDone && !conns[j].remoteDone })
 	var frames []func()
 	for pass := 0; pass < 8; pass++ {
 		progress := false
@@ -61,7 +66,7 @@ func (s *Swarm) schedule() {
 				continue
 			}
 			gen := s.gens[g]
-			need := s.need(g)
+			need := s.need(g, c.holds(g))
 			if c.holds(g) {
 				n := min(c.depth-c.wantsOut, max(1, need), max(1, c.depth/2))
 				vs := s.makeWants(c, g, n)
@@ -163,10 +168,17 @@ func (s *Swarm) expireWants(now time.Time) {
 }
 
 // need returns how many more blocks of g to ask for, counting wants
-// outstanding and vectors requested in offers. Caller holds s.mu.
-func (s *Swarm) need(g int) int {
+// outstanding and, unless direct (a want to a neighbour holding the whole
+// generation), vectors requested in offers: offers are only possibilities,
+// so they never hold back a source that can serve at once. Caller holds
+// s.mu.
+func (s *Swarm) need(g int, direct bool) int {
 	gen := s.gens[g]
-	return gen.blocks - int(gen.rank.Load()) - int(gen.npending.Load()) - int(s.outstanding[g])
+	n := gen.blocks - int(gen.rank.Load()) - int(gen.npending.Load())
+	if !direct {
+		n -= int(s.outstanding[g])
+	}
+	return n
 }
 
 // usable reports whether c can help with g now, and whether asking it
@@ -200,7 +212,7 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 	best, bestScore, bestUrgent := -1, -1, false
 	for _, a := range s.active {
 		ok, u := s.usable(c, a, now)
-		if !ok || s.need(a) <= 0 {
+		if !ok || s.need(a, c.holds(a)) <= 0 {
 			continue
 		}
 		score := int(s.gens[a].rank.Load()) + int(s.gens[a].npending.Load())
@@ -214,7 +226,13 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 	if best >= 0 {
 		return best, bestUrgent
 	}
-	if len(s.active) < s.cfg.Slots {
+	// A neighbour holding everything may open generations beyond the slots
+	// (up to twice as many) rather than idle while partial ones finish.
+	slots := s.cfg.Slots
+	if c.remoteDone {
+		slots *= 2
+	}
+	if len(s.active) < slots {
 		if g := s.choose(c, now); g >= 0 {
 			s.active = append(s.active, g)
 			gen := s.gens[g]

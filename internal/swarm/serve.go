@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	"avalanche/internal/identity"
 	"avalanche/internal/wire"
@@ -79,8 +80,11 @@ func (c *conn) serveSums(first, n int) {
 	}
 }
 
-// setKey installs our checksum key and asks the origin for the checksums of
-// every generation we lack.
+// sumsChunk is how many consecutive generations one sums-request covers.
+const sumsChunk = 8
+
+// setKey installs our checksum key and starts asking the origin for
+// checksums.
 func (s *Swarm) setKey(key [32]byte, checks int, from *conn) {
 	s.keyMu.Lock()
 	if s.key != nil && s.key.key != key {
@@ -88,26 +92,78 @@ func (s *Swarm) setKey(key [32]byte, checks int, from *conn) {
 		s.log.Warn("origin sent a different checksum key; ignoring it", "peer", from.peer.Short())
 		return
 	}
-	first := s.key == nil
 	s.key = &checkKey{key: key, checks: checks}
 	s.keyMu.Unlock()
-	// Ask for the checksums of missing generations in runs.
 	s.mu.Lock()
-	var runs [][2]int
-	for g, gen := range s.gens {
-		if gen.complete.Load() || gen.hasSums.Load() || (!first && s.sumsAsked[g]) {
-			continue
-		}
-		s.sumsAsked[g] = true
-		if n := len(runs); n > 0 && runs[n-1][0]+runs[n-1][1] == g {
-			runs[n-1][1]++
-		} else {
-			runs = append(runs, [2]int{g, 1})
+	s.sumsFrom = from
+	// A new link to the origin: whatever was asked of an earlier one and
+	// never came is asked again.
+	for g := range s.sumsAsked {
+		if !s.gens[g].hasSums.Load() {
+			s.sumsAsked[g] = false
 		}
 	}
+	s.requestSums()
 	s.mu.Unlock()
-	for _, r := range runs {
-		from.enqueue(wire.Append(nil, wire.SumsReq{First: uint32(r[0]), N: uint32(r[1])}))
+}
+
+// requestSums keeps the checksums of enough generations on hand: it asks
+// the origin, a chunk at a time, for generations we lack, until at least
+// four chunks' worth are ready or on their way beyond those being decoded.
+// Chunks are taken in a random order per downloader (in order when
+// streaming), so that peers start on different generations and the origin
+// computes checksums as they are needed rather than all at once. Caller
+// holds s.mu.
+func (s *Swarm) requestSums() {
+	c := s.sumsFrom
+	if c == nil || s.cfg.Out == nil {
+		return
+	}
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	if s.sumsOrder == nil {
+		n := (len(s.gens) + sumsChunk - 1) / sumsChunk
+		s.sumsOrder = make([]int, n)
+		for i := range s.sumsOrder {
+			s.sumsOrder[i] = i
+		}
+		if !s.cfg.Stream {
+			rand.Shuffle(n, func(i, j int) { s.sumsOrder[i], s.sumsOrder[j] = s.sumsOrder[j], s.sumsOrder[i] })
+		}
+	}
+	spare := 0
+	for g, gen := range s.gens {
+		if s.sumsAsked[g] && !gen.complete.Load() && !s.isActive(g) {
+			spare++
+		}
+	}
+	for _, chunk := range s.sumsOrder {
+		if spare >= 4*sumsChunk {
+			return
+		}
+		first, n := chunk*sumsChunk, 0
+		end := min(first+sumsChunk, len(s.gens))
+		asked := false
+		for g := first; g < end; g++ {
+			if s.sumsAsked[g] {
+				asked = true
+			}
+		}
+		if asked {
+			continue
+		}
+		for g := first; g < end; g++ {
+			s.sumsAsked[g] = true
+			if !s.gens[g].complete.Load() {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		spare += n
+		c.enqueue(wire.Append(nil, wire.SumsReq{First: uint32(first), N: uint32(end - first)}))
 	}
 }
 

@@ -1,0 +1,281 @@
+package testnet
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"avalanche/internal/client"
+	"avalanche/internal/manifest"
+)
+
+func randomData(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{byte(seed)}).Read(b)
+	return b
+}
+
+func fileHash(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return [32]byte(h.Sum(nil))
+}
+
+func startNet(t *testing.T, originUp int64) *Net {
+	t.Helper()
+	n, err := Start(t.Context(), Config{Dir: t.TempDir(), OriginUpload: originUp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// peerRun is one client downloading in the background.
+type peerRun struct {
+	name   string
+	cfg    client.Config
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    *client.Result
+	err    error
+	rank   atomic.Int64 // blocks held, from progress reports
+}
+
+// startPeers starts n clients; they seed until stopped.
+func startPeers(t *testing.T, ctx context.Context, net *Net, m *manifest.Manifest, n int, upload int64) []*peerRun {
+	t.Helper()
+	var ps []*peerRun
+	for i := 0; i < n; i++ {
+		cfg, err := net.ClientConfig(m.ID(), fmt.Sprintf("peer%02d", i), upload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		p := &peerRun{name: cfg.Output, cfg: cfg, cancel: cancel, done: make(chan struct{})}
+		cfg.SeedTime = time.Hour
+		completed := make(chan struct{})
+		cfg.Completed = func(*client.Result) { close(completed) }
+		cfg.Progress = func(pr client.Progress) { p.rank.Store(pr.Rank) }
+		go func() {
+			defer close(p.done)
+			p.res, p.err = client.Get(pctx, cfg)
+		}()
+		go func() {
+			select {
+			case <-completed:
+			case <-p.done:
+				return
+			}
+			// Record completion by closing a channel the test can watch.
+			p.markComplete()
+		}()
+		ps = append(ps, p)
+	}
+	t.Cleanup(func() {
+		for _, p := range ps {
+			p.cancel()
+			<-p.done
+		}
+	})
+	return ps
+}
+
+var completeMu sync.Mutex
+
+func (p *peerRun) markComplete() {
+	completeMu.Lock()
+	defer completeMu.Unlock()
+	p.res = &client.Result{} // placeholder until Get returns
+}
+
+func (p *peerRun) complete() bool {
+	completeMu.Lock()
+	defer completeMu.Unlock()
+	return p.res != nil
+}
+
+// waitComplete waits until every peer in ps completed, or fails.
+func waitComplete(t *testing.T, ctx context.Context, ps []*peerRun) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		all := true
+		for _, p := range ps {
+			if !p.complete() {
+				all = false
+				select {
+				case <-p.done:
+					if p.err != nil {
+						t.Fatalf("%s: %v", p.name, p.err)
+					}
+				default:
+				}
+			}
+		}
+		if all {
+			return time.Since(start)
+		}
+		select {
+		case <-ctx.Done():
+			n := 0
+			for _, p := range ps {
+				if p.complete() {
+					n++
+				}
+			}
+			t.Fatalf("timed out: %d of %d peers complete", n, len(ps))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func checkCopies(t *testing.T, ps []*peerRun, m *manifest.Manifest) {
+	t.Helper()
+	for _, p := range ps {
+		if got := fileHash(t, filepath.Join(p.cfg.Output, m.Name)); got != m.FileHash {
+			t.Errorf("%s: copy differs from the published file", p.name)
+		}
+		if _, err := os.Stat(filepath.Join(p.cfg.Output, m.Name+".partial")); err == nil {
+			t.Errorf("%s: .partial left behind", p.name)
+		}
+	}
+}
+
+func originEgress(net *Net, m *manifest.Manifest) float64 {
+	return float64(net.Seeder.Swarm(m.ID()).Stats().Sent) / float64(m.Size)
+}
+
+// TestTwentyPeers: one origin and 20 peers, 32 MiB: every copy is
+// byte-identical and the origin sends less than 1.3 times the file.
+func TestTwentyPeers(t *testing.T) {
+	peers, size := 20, 32<<20
+	if testing.Short() {
+		peers, size = 6, 8<<20
+	}
+	const up = 4 << 20
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	net := startNet(t, up)
+	m, err := net.Publish(ctx, "build.bin", randomData(size, 1), 64, 32<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := startPeers(t, ctx, net, m, peers, up)
+	el := waitComplete(t, ctx, ps)
+	checkCopies(t, ps, m)
+	eg := originEgress(net, m)
+	bound := max(float64(size)/up, float64(peers*size)/float64((peers+1)*up))
+	t.Logf("%d peers, %d MiB: all done in %v (%.2f× the fluid bound); origin egress %.3f× the file",
+		peers, size>>20, el.Round(time.Millisecond), el.Seconds()/bound, eg)
+	if eg >= 1.3 {
+		t.Errorf("origin egress %.2f× the file, want < 1.3×", eg)
+	}
+}
+
+// TestOriginLeaves: the origin stops seeding as soon as it has sent one
+// copy of the file (the issue asks for 1.1; with its per-generation cap the
+// origin never needs to send more than 1.0, so we test the harder case);
+// every peer still completes from what the swarm holds.
+func TestOriginLeaves(t *testing.T) {
+	peers, size := 12, 16<<20
+	if testing.Short() {
+		peers, size = 5, 6<<20
+	}
+	const up = 3 << 20
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	net := startNet(t, up)
+	m, err := net.Publish(ctx, "build.bin", randomData(size, 2), 64, 32<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := startPeers(t, ctx, net, m, peers, up)
+	sw := net.Seeder.Swarm(m.ID())
+	for sw.Stats().Sent < int64(size) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("origin never sent the whole file")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	sent := sw.Stats().Sent
+	net.Seeder.Remove(m.ID())
+	t.Logf("origin left after sending %.3f× the file", float64(sent)/float64(size))
+	stop := logProgress(t, ps, int64(size/(32<<10)))
+	waitComplete(t, ctx, ps)
+	stop()
+	checkCopies(t, ps, m)
+}
+
+// TestPeersLeave: 30% of the peers leave halfway; the rest complete.
+func TestPeersLeave(t *testing.T) {
+	peers, size := 10, 16<<20
+	if testing.Short() {
+		peers, size = 6, 6<<20
+	}
+	const up = 3 << 20
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	net := startNet(t, up)
+	m, err := net.Publish(ctx, "build.bin", randomData(size, 3), 64, 32<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := startPeers(t, ctx, net, m, peers, up)
+	blocks := int64(size / (32 << 10))
+	leaving := ps[:peers*3/10]
+	for _, p := range leaving {
+		for p.rank.Load() < blocks/2 && !p.complete() {
+			select {
+			case <-ctx.Done():
+				t.Fatal("peers never got halfway")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		p.cancel()
+	}
+	staying := ps[len(leaving):]
+	waitComplete(t, ctx, staying)
+	checkCopies(t, staying, m)
+}
+
+// logProgress logs, every second, the share of all blocks the peers hold.
+func logProgress(t *testing.T, ps []*peerRun, blocks int64) func() {
+	done := make(chan struct{})
+	var line []string
+	go func() {
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+			var sum int64
+			for _, p := range ps {
+				sum += p.rank.Load()
+			}
+			line = append(line, fmt.Sprintf("%.0f%%", 100*float64(sum)/float64(blocks*int64(len(ps)))))
+		}
+	}()
+	return func() {
+		close(done)
+		t.Logf("blocks held, per second: %v", line)
+	}
+}
