@@ -184,9 +184,9 @@ type Swarm struct {
 	active      []int               // generations being decoded
 	outstanding []int32             // vectors requested in offers not yet received, per generation
 	candidates  map[string]PeerAddr // addresses to dial, by address
-	sumsAsked   []bool // checksums requested for the generation
-	sumsOrder   []int  // order in which to request chunks of checksums
-	sumsFrom    *conn  // the origin link that gave us our key
+	sumsAsked   []bool              // checksums requested for the generation
+	sumsOrder   []int               // order in which to request chunks of checksums
+	sumsFrom    *conn               // the origin link that gave us our key
 	dials       map[string]*backoff
 	rng         *rand.Rand // for coefficient vectors drawn by the scheduler
 	encRand     *rand.Rand // unused by Combine; given to encoders so they do not seed their own

@@ -256,9 +256,10 @@ func TestPeersLeave(t *testing.T) {
 
 // logProgress logs, every second, the share of all blocks the peers hold.
 func logProgress(t *testing.T, ps []*peerRun, blocks int64) func() {
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	var line []string
 	go func() {
+		defer close(exited)
 		tk := time.NewTicker(time.Second)
 		defer tk.Stop()
 		for {
@@ -276,6 +277,7 @@ func logProgress(t *testing.T, ps []*peerRun, blocks int64) func() {
 	}()
 	return func() {
 		close(done)
+		<-exited
 		t.Logf("blocks held, per second: %v", line)
 	}
 }
