@@ -91,6 +91,7 @@ type Error struct {
 	ServerTime time.Time     // the tracker's clock when it answered, if sent
 }
 
+// Error returns the server's message and the HTTP status.
 func (e *Error) Error() string {
 	if strings.HasPrefix(e.Message, "tracker: ") {
 		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)

@@ -2,6 +2,7 @@ package tracker_test
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -204,3 +205,65 @@ func TestHandoutWantLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestSwarmGraphIsWellConnected builds the graph "A was handed B" for a
+// swarm of uneven ISPs (150, 60, 40, 10 and 1 peers in three regions) and
+// checks what locality must not break: one connected component, a small
+// diameter, and a fair share of cross-ISP links.
+func TestSwarmGraphIsWellConnected(t *testing.T) {
+	w := newWorld(t, nil)
+	sizes := map[int]int{alpha: 150, beta: 60, gamma: 40, delta: 10, lonely: 1}
+	var nodes []*node
+	for _, i := range []int{alpha, beta, gamma, delta, lonely} {
+		nodes = append(nodes, w.populate(i, sizes[i])...)
+	}
+	index := map[identity.ID]int{}
+	for i, n := range nodes {
+		index[n.id] = i
+	}
+	adj := make([]map[int]bool, len(nodes))
+	for i := range adj {
+		adj[i] = map[int]bool{}
+	}
+	links, cross := 0, 0
+	for i, n := range nodes {
+		resp := n.mustAnnounce(tracker.AnnounceRequest{Left: 1})
+		for _, p := range resp.Peers {
+			j := index[p.ID]
+			adj[i][j], adj[j][i] = true, true
+			links++
+			if isp(p) != int(netipOf(n).As4()[1]) {
+				cross++
+			}
+		}
+	}
+	// Eccentricity of every node by BFS: the diameter.
+	diameter := 0
+	for s := range nodes {
+		dist := map[int]int{s: 0}
+		queue := []int{s}
+		for len(queue) > 0 {
+			u := queue[0]
+			queue = queue[1:]
+			for v := range adj[u] {
+				if _, ok := dist[v]; !ok {
+					dist[v] = dist[u] + 1
+					diameter = max(diameter, dist[v])
+					queue = append(queue, v)
+				}
+			}
+		}
+		if len(dist) != len(nodes) {
+			t.Fatalf("node %d reaches %d of %d nodes: the swarm graph is split", s, len(dist), len(nodes))
+		}
+	}
+	t.Logf("%d nodes, %d hand-out links, %.0f%% across ISPs, diameter %d", len(nodes), links, 100*float64(cross)/float64(links), diameter)
+	if diameter > 4 {
+		t.Errorf("diameter %d, want at most 4", diameter)
+	}
+	if cross*5 < links {
+		t.Errorf("%d of %d links cross ISPs, want at least 20 %%", cross, links)
+	}
+}
+
+func netipOf(n *node) netip.Addr { return netip.MustParseAddr(n.ip) }

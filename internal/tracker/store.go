@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"avalanche/internal/identity"
@@ -205,6 +206,31 @@ func (p Peer) Groups() []Group {
 		g = append(g, RegionGroup(p.Region))
 	}
 	return g
+}
+
+// InGroup reports whether p belongs to g (see Groups), without allocating.
+func (p Peer) InGroup(g Group) bool {
+	if p.Role.Infra() {
+		return g == GroupInfra
+	}
+	if p.Addr.Port() == 0 {
+		return false
+	}
+	switch {
+	case g == GroupPool:
+		return true
+	case strings.HasPrefix(string(g), "isp:"):
+		k := string(g[len("isp:"):])
+		if p.ASN != 0 {
+			var buf [16]byte
+			return k == string(strconv.AppendUint(append(buf[:0], "AS"...), uint64(p.ASN), 10))
+		}
+		return k != "" && k == p.ISP
+	case strings.HasPrefix(string(g), "region:"):
+		r := string(g[len("region:"):])
+		return r != "" && r == p.Region
+	}
+	return false
 }
 
 // Group names a set of peers in a swarm that a Store can sample from.
