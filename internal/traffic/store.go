@@ -58,9 +58,9 @@ type EdgeRecord struct {
 // Flag is an operator's mark on an edge.
 type Flag struct {
 	// Drained edges get no new clients (e.g. under attack, maintenance).
-	Drained bool   `json:"drained"`
-	Reason  string `json:"reason,omitempty"`
-	At      time.Time
+	Drained bool      `json:"drained"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at,omitempty"`
 }
 
 // Vote is one prober's verdict on one edge.
@@ -87,7 +87,8 @@ type MemStore struct {
 	sticky   map[string]stickyEntry
 	// MaxSticky bounds the sticky table. Default 1<<20 entries.
 	MaxSticky int
-	now       func() time.Time
+	// Now is the clock sticky lifetimes run on. Default time.Now.
+	Now       func() time.Time
 	lastSweep time.Time
 }
 
@@ -107,7 +108,7 @@ func NewMemStore() *MemStore {
 		policies:  map[string][]byte{},
 		sticky:    map[string]stickyEntry{},
 		MaxSticky: 1 << 20,
-		now:       time.Now,
+		Now:       time.Now,
 	}
 }
 
@@ -217,7 +218,7 @@ func (m *MemStore) Policies(ctx context.Context) (map[string][]byte, error) {
 func (m *MemStore) Stick(ctx context.Context, key, edge string, ttl time.Duration) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.Now()
 	if e, ok := m.sticky[key]; ok && now.Before(e.expires) {
 		e.expires = now.Add(ttl)
 		m.sticky[key] = e
@@ -231,7 +232,7 @@ func (m *MemStore) Stick(ctx context.Context, key, edge string, ttl time.Duratio
 func (m *MemStore) Restick(ctx context.Context, key, old, edge string, ttl time.Duration) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.Now()
 	if e, ok := m.sticky[key]; ok && now.Before(e.expires) && e.edge != old {
 		return e.edge, nil
 	}
