@@ -258,7 +258,12 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	type tally struct{ up, down int }
 	tallies := map[string]*tally{}
 	for _, v := range votes {
-		if now.Sub(v.At) > m.cfg.VoteTTL {
+		if age := now.Sub(v.At); age > m.cfg.VoteTTL {
+			// Sweep votes of probers long gone (restarted control nodes
+			// come back under new IDs).
+			if age > max(10*m.cfg.VoteTTL, time.Hour) {
+				_ = m.store.DeleteVote(ctx, v.Edge, v.Prober)
+			}
 			continue
 		}
 		t := tallies[v.Edge]

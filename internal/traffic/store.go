@@ -28,6 +28,9 @@ type Store interface {
 	// PutVote records one prober's latest verdict on one edge, replacing
 	// that prober's previous vote on it.
 	PutVote(ctx context.Context, v Vote) error
+	// DeleteVote removes one prober's vote on one edge (used to sweep
+	// votes of control nodes that are gone).
+	DeleteVote(ctx context.Context, edge, prober string) error
 	// Votes returns every stored vote.
 	Votes(ctx context.Context) ([]Vote, error)
 
@@ -173,6 +176,14 @@ func (m *MemStore) PutVote(ctx context.Context, v Vote) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.votes[[2]string{v.Edge, v.Prober}] = v
+	return nil
+}
+
+// DeleteVote implements Store.
+func (m *MemStore) DeleteVote(ctx context.Context, edge, prober string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.votes, [2]string{edge, prober})
 	return nil
 }
 
