@@ -165,3 +165,100 @@ func StartEdges(edges []traffic.Edge) ([]traffic.Edge, []*Server, error) {
 	}
 	return out, srvs, nil
 }
+
+// FailoverResult is what MeasureFailover observed.
+type FailoverResult struct {
+	// Detect is the time from killing the edge until no new client was
+	// sent to it.
+	Detect time.Duration
+	// ProbeInterval is the probe interval used.
+	ProbeInterval time.Duration
+}
+
+// MeasureFailover runs the world's edges as real HTTP servers behind a
+// Manager probing every probeInterval (default fail threshold 3, fast
+// re-probes at a quarter of the interval), routes every client to dub-2
+// by priority, kills dub-2 and returns how long it took until Route stopped
+// answering dub-2. It checks that dub-2 is not answered again afterwards.
+func MeasureFailover(ctx context.Context, probeInterval time.Duration) (FailoverResult, error) {
+	res := FailoverResult{ProbeInterval: probeInterval}
+	edges, srvs, err := StartEdges(Edges())
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		for _, s := range srvs {
+			s.Kill()
+		}
+	}()
+	m, err := traffic.New(ctx, traffic.Config{Map: Map(), ProbeInterval: probeInterval, NodeID: "measure"})
+	if err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := Register(ctx, m, edges); err != nil {
+		return res, err
+	}
+	p, err := traffic.ParsePolicy([]byte(`{"name":"p","route":{"method":"priority","targets":[{"edge":"dub-2"},{"edge":"dub-1"}]}}`))
+	if err != nil {
+		return res, err
+	}
+	if err := m.PutPolicy(ctx, p); err != nil {
+		return res, err
+	}
+	first := func() (string, error) {
+		d, err := m.Route(ctx, traffic.Query{Property: "p", Client: Clients["dublin-eir"], Max: 1})
+		if err != nil || len(d.Edges) == 0 {
+			return "", fmt.Errorf("traffictest: route: %v (origin %q)", err, d.Origin)
+		}
+		return d.Edges[0].ID, nil
+	}
+	// Wait until every edge has been probed healthy once, then let a random
+	// part of the probe interval pass so the kill lands at a random phase.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok := true
+		for _, st := range m.Edges() {
+			if st.VotesUp == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("traffictest: edges not probed within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Duration(time.Now().UnixNano() % int64(probeInterval)))
+	if id, err := first(); err != nil || id != "dub-2" {
+		return res, fmt.Errorf("traffictest: before the kill routed to %q, %v", id, err)
+	}
+	srvs[1].Kill()
+	start := time.Now()
+	for {
+		id, err := first()
+		if err != nil {
+			return res, err
+		}
+		if id != "dub-2" {
+			res.Detect = time.Since(start)
+			break
+		}
+		if time.Since(start) > 30*probeInterval+10*time.Second {
+			return res, fmt.Errorf("traffictest: still routing to the dead edge after %v", time.Since(start))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range 3 * int(probeInterval/time.Millisecond/10+1) {
+		if id, _ := first(); id == "dub-2" {
+			return res, fmt.Errorf("traffictest: the dead edge came back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return res, nil
+}
