@@ -256,4 +256,3 @@ func do(t *testing.T, method, u, token, body string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
-
