@@ -146,7 +146,7 @@ func (m *Manager) admin(r *http.Request) error {
 func (m *Manager) routeQuery(r *http.Request, property, path string) (Query, error) {
 	remote := remoteAddr(r)
 	trusted := m.trusted(remote)
-	if !trusted && m.limiter != nil && !m.limiter.allow(remote, m.now()) {
+	if !trusted && m.limiter != nil && !m.limiter.Allow(remote, m.now()) {
 		return Query{}, ErrRateLimited
 	}
 	if len(r.URL.RawQuery) > maxQueryLen {

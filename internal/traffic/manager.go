@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"avalanche/internal/netmap"
+	"avalanche/internal/prefixlimit"
 )
 
 // Config configures a Manager. The zero value works: an in-memory store,
@@ -99,7 +100,7 @@ type Manager struct {
 	now     func() time.Time
 	snap    atomic.Pointer[snapshot]
 	kick    chan struct{}
-	limiter *prefixLimiter
+	limiter *prefixlimit.Limiter
 	metrics *metrics
 	prober  *prober
 
@@ -186,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.RateLimit > 0 {
-		m.limiter = newPrefixLimiter(cfg.RateLimit, cfg.RateBurst, 1<<16)
+		m.limiter = prefixlimit.New(cfg.RateLimit, cfg.RateBurst, 1<<16)
 	}
 	m.metrics = newMetrics(m, cfg.Metrics)
 	m.prober = newProber(m)
@@ -424,9 +425,10 @@ func (m *Manager) Route(ctx context.Context, q Query) (Decision, error) {
 	if bp.sticky > 0 {
 		m.stick(ctx, c, q.Property, prefix)
 	}
+	d.Want = max(bp.answers, c.answer)
 	n := q.Max
 	if n <= 0 {
-		n = max(bp.answers, c.answer)
+		n = d.Want
 	}
 	n = min(n, maxAnswers, len(c.cands))
 	d.Edges = make([]Answer, n)

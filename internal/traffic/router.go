@@ -39,6 +39,9 @@ type Decision struct {
 	Origin string `json:"origin,omitempty"`
 	// TTLSeconds is how long the answer may be cached.
 	TTLSeconds int `json:"ttl_seconds"`
+	// Want is how many answers the policy gives by default (1, or a
+	// multivalue node's max); a DNS answer carries that many.
+	Want int `json:"-"`
 	// ScopeBits is how many leading bits of the client address the
 	// decision depends on (for EDNS Client Subnet scopes).
 	ScopeBits int `json:"-"`
