@@ -387,7 +387,7 @@ func TestAnswerURLs(t *testing.T) {
 	w.policy(t, `{"name":"p",`+noSticky+`,"route":{"method":"priority","targets":[{"edge":"bom-1"}]}}`)
 	_, d := w.route(t, "dublin-eir", 1)
 	e := d.Edges[0]
-	if e.URL != "http://203.0.113.252:8080/p/f.bin" || len(e.Addrs) != 2 || d.TTLSeconds != 20 {
+	if e.URL != "http://127.0.1.6:8080/p/f.bin" || len(e.Addrs) != 2 || d.TTLSeconds != 20 {
 		t.Errorf("answer = %+v (ttl %d)", e, d.TTLSeconds)
 	}
 	if d.ScopeBits != 25 { // the map's /25 is longer than the /24 hashing prefix

@@ -60,8 +60,11 @@ func Map() *netmap.Map {
 	return netmap.Merge(netmap.Default(), m)
 }
 
-// Edges returns the six edges. URLs and addresses are documentation
-// addresses (never contacted); StartEdges replaces URLs with live servers.
+// Edges returns the six edges. Their URLs are loopback addresses with no
+// server behind them (so that a test that forgets to turn probing off
+// still sends nothing off the machine) and their DNS addresses are
+// documentation addresses that are never contacted; StartEdges replaces
+// the URLs with live servers.
 //
 //	id     region    city        peers with   cost/GB (UTC window)
 //	dub-1  eu-west   Dublin      -            0.02
@@ -71,9 +74,11 @@ func Map() *netmap.Map {
 //	sin-1  ap-south  Singapore   LionNet      0.04
 //	bom-1  ap-south  Mumbai      AS64530      0.02
 func Edges() []traffic.Edge {
+	n := 0
 	mk := func(id, ip, region, country string, lat, lon, cost float64, peers ...string) traffic.Edge {
+		n++
 		return traffic.Edge{
-			ID: id, URL: "http://" + ip + ":8080", Addrs: []netip.Addr{netip.MustParseAddr(ip)},
+			ID: id, URL: fmt.Sprintf("http://127.0.1.%d:8080", n), Addrs: []netip.Addr{netip.MustParseAddr(ip)},
 			Region: region, Country: country, Lat: lat, Lon: lon, Peers: peers, CostPerGB: cost,
 			Capacity: traffic.Capacity{EgressBps: 10e9, Conns: 100000},
 			Load:     traffic.Load{EgressBps: 1e9, CPU: 0.2, Conns: 1000},
