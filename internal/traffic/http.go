@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits on the routing API's query.
@@ -73,7 +74,10 @@ func (m *Manager) instrument(endpoint string, h handlerFunc) http.HandlerFunc {
 	for i := 1; i <= 5; i++ {
 		counters[i] = m.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(i)+"xx")
 	}
+	hist := m.metrics.duration.WithLabelValues(endpoint)
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { hist.Observe(time.Since(start).Seconds()) }()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		if err := h(rec, r); err != nil {
 			code := httpStatus(err)

@@ -11,6 +11,7 @@ type metrics struct {
 	probes    *prometheus.CounterVec
 	edges     *prometheus.GaugeVec
 	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
 	edgeDec   prometheus.Counter
 	originDec prometheus.Counter
 	probeOK   prometheus.Counter
@@ -35,13 +36,18 @@ func newMetrics(m *Manager, reg prometheus.Registerer) *metrics {
 			Name: "avalanche_traffic_http_requests_total",
 			Help: "Requests to the traffic manager's HTTP API, by endpoint and status class.",
 		}, []string{"endpoint", "code_class"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "avalanche_traffic_http_request_duration_seconds",
+			Help:    "Time to answer requests to the traffic manager's HTTP API, by endpoint.",
+			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1},
+		}, []string{"endpoint"}),
 	}
 	mt.edgeDec = mt.decisions.WithLabelValues("edge")
 	mt.originDec = mt.decisions.WithLabelValues("origin")
 	mt.probeOK = mt.probes.WithLabelValues("ok")
 	mt.probeFail = mt.probes.WithLabelValues("fail")
 	if reg != nil {
-		reg.MustRegister(mt.decisions, mt.probes, mt.edges, mt.requests)
+		reg.MustRegister(mt.decisions, mt.probes, mt.edges, mt.requests, mt.duration)
 	}
 	return mt
 }
