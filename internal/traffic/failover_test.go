@@ -236,3 +236,47 @@ func TestTwoControlNodesShareRedis(t *testing.T) {
 		t.Errorf("node B after A died: %v", got)
 	}
 }
+
+// TestRedisOutage kills Redis under a control node: routing carries on
+// from the last snapshot, without stickiness, and without waiting.
+func TestRedisOutage(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	store, err := traffic.OpenRedis(ctx, rs.URL(), "outage:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	m, err := traffic.New(ctx, traffic.Config{Store: store, Map: traffictest.Map(), DisableProbes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := traffictest.Register(ctx, m, traffictest.Edges()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.PutPolicy(ctx, &traffic.Policy{Name: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	q := traffic.Query{Property: "p", Client: traffictest.Clients["dublin-eir"]}
+	before, err := m.Route(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Stop()
+	if err := m.Refresh(ctx); err == nil {
+		t.Error("Refresh with Redis down succeeded")
+	}
+	start := time.Now()
+	for range 100 {
+		d, err := m.Route(ctx, q)
+		if err != nil || d.Edges[0].ID != before.Edges[0].ID {
+			t.Fatalf("Route with Redis down = %+v, %v", d, err)
+		}
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("100 decisions with Redis down took %v", el)
+	}
+	if err := m.Heartbeat(ctx, traffictest.Edges()[0]); err == nil {
+		t.Error("Heartbeat with Redis down succeeded")
+	}
+}

@@ -106,6 +106,10 @@ type Manager struct {
 
 	mu     sync.Mutex // serialises refreshes
 	parsed map[string]parsedPolicy
+
+	// stickyPause (unix nanoseconds) suspends sticky lookups after a store
+	// error, so that an unreachable Redis slows no decision for long.
+	stickyPause atomic.Int64
 }
 
 type parsedPolicy struct {
@@ -443,12 +447,18 @@ func (m *Manager) Route(ctx context.Context, q Query) (Decision, error) {
 // stick moves the client prefix's sticky edge to the front when it is still
 // eligible, and rebinds the prefix to the current best edge when it is not.
 func (m *Manager) stick(ctx context.Context, c *evalCtx, property string, prefix netip.Prefix) {
+	if time.Now().UnixNano() < m.stickyPause.Load() {
+		return
+	}
 	var buf [96]byte
 	key := string(prefix.AppendTo(append(append(buf[:0], property...), '|')))
 	best := c.s.edges[c.cands[0].idx].ID
 	cur, err := m.store.Stick(ctx, key, best, c.bp.sticky)
 	if err != nil {
-		m.log.Debug("traffic: sticky lookup failed", "err", err)
+		if ctx.Err() == nil {
+			m.stickyPause.Store(time.Now().Add(time.Second).UnixNano())
+			m.log.Warn("traffic: sticky lookup failed; routing without stickiness for 1s", "err", err)
+		}
 		return
 	}
 	if cur == best {

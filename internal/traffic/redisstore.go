@@ -49,6 +49,22 @@ func OpenRedis(ctx context.Context, url, prefix string) (*RedisStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: redis url: %v", ErrInvalid, err)
 	}
+	// Routing waits on Redis only for sticky bindings; fail fast so that an
+	// unreachable Redis costs a decision little (the manager then routes
+	// without stickiness for a second).
+	if !strings.Contains(url, "dial_timeout") {
+		opt.DialTimeout = time.Second
+	}
+	if !strings.Contains(url, "read_timeout") {
+		opt.ReadTimeout = 500 * time.Millisecond
+	}
+	if !strings.Contains(url, "write_timeout") {
+		opt.WriteTimeout = 500 * time.Millisecond
+	}
+	if !strings.Contains(url, "max_retries") {
+		opt.MaxRetries = 1
+	}
+	opt.DialerRetries = 1
 	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
