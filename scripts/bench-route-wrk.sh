@@ -65,3 +65,5 @@ end
 LUA
 curl -fsS "http://127.0.0.1:$PORT/v1/route?property=p&path=f.bin&client=203.0.113.10"; echo
 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$tmp/route.lua" "http://127.0.0.1:$PORT"
+echo "server-side answer times (avalanche_traffic_http_request_duration_seconds, endpoint=route):"
+curl -fsS "http://127.0.0.1:$PORT/metrics" | grep 'request_duration_seconds_bucket{endpoint="route"' | sed 's/avalanche_traffic_http_request_duration_seconds_bucket//'
