@@ -46,6 +46,22 @@ func (c *Client) Route(ctx context.Context, property, path string) (Decision, er
 	return d, err
 }
 
+// RouteURL returns the single URL to fetch path of property from: the best
+// edge's, or the origin's when no edge is eligible.
+func (c *Client) RouteURL(ctx context.Context, property, path string) (string, error) {
+	d, err := c.Route(ctx, property, path)
+	if err != nil {
+		return "", err
+	}
+	if len(d.Edges) > 0 {
+		return d.Edges[0].URL, nil
+	}
+	if d.Origin != "" {
+		return d.Origin, nil
+	}
+	return "", ErrNoEdge
+}
+
 // Heartbeat reports an edge to the traffic manager and returns how often it
 // wants to hear from the edge.
 func (c *Client) Heartbeat(ctx context.Context, e Edge) (time.Duration, error) {

@@ -50,6 +50,9 @@ func TestClientRoute(t *testing.T) {
 	if len(d.Edges) != 3 || d.Client != "127.0.0.1" || !strings.HasSuffix(d.Edges[0].URL, "/devtools/builds/1.0/setup.exe") {
 		t.Errorf("Route = %+v", d)
 	}
+	if u, err := c.RouteURL(ctx, "devtools", "/a b"); err != nil || u != d.Edges[0].URL[:strings.LastIndex(d.Edges[0].URL, "/devtools/")]+"/devtools/a%20b" {
+		t.Errorf("RouteURL = %q, %v", u, err)
+	}
 	if _, err := c.Route(ctx, "nope", "x"); !errors.Is(err, traffic.ErrUnknownProperty) {
 		t.Errorf("unknown property: %v, want ErrUnknownProperty", err)
 	}
@@ -130,6 +133,11 @@ func TestRedirector(t *testing.T) {
 	want := live[0].URL + "/devtools/builds/app.zip?v=2"
 	if code != http.StatusFound || hdr.Get("Location") != want {
 		t.Fatalf("redirect = %d to %q, want 302 to %q", code, hdr.Get("Location"), want)
+	}
+	// Escaped characters survive the trip.
+	code, _, hdr = get(t, srv.URL+"/devtools/dir/a%20b%3F.zip?client=203.0.113.10")
+	if want := live[0].URL + "/devtools/dir/a%20b%3F.zip"; code != http.StatusFound || hdr.Get("Location") != want {
+		t.Errorf("redirect = %d to %q, want %q", code, hdr.Get("Location"), want)
 	}
 	// curl -L: a client that follows redirects gets the edge's content.
 	resp, err := http.Get(srv.URL + "/devtools/builds/app.zip?client=203.0.113.10")

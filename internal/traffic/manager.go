@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -491,7 +492,20 @@ func prefixHash(property string, p netip.Prefix) uint64 {
 	return mix(h ^ uint64(p.Bits()))
 }
 
-// joinURL builds base/property/path with exactly one slash between parts.
+// escapePath percent-encodes what may not stand in a URL path, keeping
+// slashes; it allocates only when something needs escaping.
+func escapePath(p string) string {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/-._~!$&'()*+,;=:@", c) >= 0) {
+			return (&url.URL{Path: p}).EscapedPath()
+		}
+	}
+	return p
+}
+
+// joinURL builds base/property/path with exactly one slash between parts;
+// path is unescaped and gets escaped.
 func joinURL(base, property, path string) string {
 	var b strings.Builder
 	b.Grow(len(base) + len(property) + len(path) + 2)
@@ -503,7 +517,7 @@ func joinURL(base, property, path string) string {
 	path = strings.TrimLeft(path, "/")
 	if path != "" || property != "" {
 		b.WriteByte('/')
-		b.WriteString(path)
+		b.WriteString(escapePath(path))
 	}
 	return b.String()
 }
