@@ -535,7 +535,9 @@ func (m *Manager) Heartbeat(ctx context.Context, e Edge) error {
 	if err := m.store.PutEdge(ctx, EdgeRecord{Edge: e, Seen: m.now()}); err != nil {
 		return fmt.Errorf("traffic: storing heartbeat: %w", err)
 	}
-	if _, known := s.byID[e.ID]; !known {
+	// New edges and overload changes take effect at once on this node
+	// rather than at the next sync.
+	if i, known := s.byID[e.ID]; !known || s.edges[i].Load.Overloaded != e.Load.Overloaded {
 		m.poke()
 	}
 	return nil
