@@ -280,3 +280,54 @@ func TestRedisOutage(t *testing.T) {
 		t.Error("Heartbeat with Redis down succeeded")
 	}
 }
+
+// TestOverloadShedsWithinSeconds: a running node stops sending new clients
+// to an edge within seconds of the edge reporting overload over HTTP, or of
+// the operator draining it, and takes it back when it recovers.
+func TestOverloadShedsWithinSeconds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m, err := traffic.New(ctx, traffic.Config{Map: traffictest.Map(), DisableProbes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(ctx)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	c := &traffic.Client{BaseURL: srv.URL}
+	edges := traffictest.Edges()
+	for _, e := range edges {
+		if _, err := c.Heartbeat(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.PutPolicy(ctx, &traffic.Policy{Name: "p", Rules: traffic.Rules{StickySeconds: new(int)}}); err != nil {
+		t.Fatal(err)
+	}
+	first := func() string {
+		d, err := m.Route(ctx, traffic.Query{Property: "p", Client: traffictest.Clients["dublin-eir"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Edges[0].ID
+	}
+	waitUntil(t, 3*time.Second, func() bool { return first() == "dub-2" })
+	hot := edges[1]
+	hot.Load.Overloaded = true
+	start := time.Now()
+	if _, err := c.Heartbeat(ctx, hot); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 3*time.Second, func() bool { return first() == "dub-1" })
+	t.Logf("overload report to shedding: %v", time.Since(start).Round(time.Millisecond))
+	if _, err := c.Heartbeat(ctx, edges[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 3*time.Second, func() bool { return first() == "dub-2" })
+	if err := c.Drain(ctx, "dub-2", true, "under attack"); err != nil {
+		t.Fatal(err)
+	}
+	if got := first(); got != "dub-1" {
+		t.Errorf("right after drain: %s", got)
+	}
+}
