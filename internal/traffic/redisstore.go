@@ -73,6 +73,13 @@ func OpenRedis(ctx context.Context, url, prefix string) (*RedisStore, error) {
 	return NewRedisStore(rdb, prefix), nil
 }
 
+// Client returns the Redis client, so that other control-plane components
+// (the tracker) can keep their keys in the same Redis.
+func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
+
+// Prefix returns the key prefix, e.g. "avalanche:".
+func (s *RedisStore) Prefix() string { return s.prefix }
+
 // Close closes the Redis client.
 func (s *RedisStore) Close() error { return s.rdb.Close() }
 
