@@ -105,8 +105,11 @@ type Manager struct {
 	metrics *metrics
 	prober  *prober
 
-	mu     sync.Mutex // serialises refreshes
-	parsed map[string]parsedPolicy
+	mu       sync.Mutex // serialises refreshes; guards the fields below
+	parsed   map[string]parsedPolicy
+	docs     map[string][]byte // policy documents as last read
+	pver     int64             // their version
+	docsRead time.Time
 
 	// stickyPause (unix nanoseconds) suspends sticky lookups after a store
 	// error, so that an unreachable Redis slows no decision for long.
@@ -253,9 +256,18 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("traffic: reading votes: %w", err)
 	}
-	docs, err := m.store.Policies(ctx)
+	pver, err := m.store.PolicyVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("traffic: reading policies: %w", err)
+		return fmt.Errorf("traffic: reading the policy version: %w", err)
+	}
+	// Policies change rarely: re-read them only when the version moved (and
+	// at least once a minute, in case a writer bypassed the counter).
+	docs := m.docs
+	if docs == nil || pver != m.pver || time.Since(m.docsRead) > time.Minute {
+		if docs, err = m.store.Policies(ctx); err != nil {
+			return fmt.Errorf("traffic: reading policies: %w", err)
+		}
+		m.docs, m.pver, m.docsRead = docs, pver, time.Now()
 	}
 	now := m.now()
 	prev := m.snap.Load()

@@ -18,6 +18,7 @@ import (
 //	traffic:flags           hash  edge ID → Flag JSON
 //	traffic:votes           hash  "<edge ID>|<prober ID>" → Vote JSON
 //	traffic:policies        hash  property → policy JSON
+//	traffic:policies:version string counter, bumped by every put and delete
 //	traffic:sticky:<p>|<net> string edge ID, with a TTL (PX)
 //
 // The tracker keeps its peer sets beside them under "tracker:" (e.g.
@@ -190,12 +191,31 @@ func (s *RedisStore) Votes(ctx context.Context) ([]Vote, error) {
 
 // PutPolicy implements Store.
 func (s *RedisStore) PutPolicy(ctx context.Context, name string, doc []byte) error {
-	return s.rdb.HSet(ctx, s.key("policies"), name, doc).Err()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.key("policies"), name, doc)
+		p.Incr(ctx, s.key("policies:version"))
+		return nil
+	})
+	return err
 }
 
 // DeletePolicy implements Store.
 func (s *RedisStore) DeletePolicy(ctx context.Context, name string) error {
-	return s.rdb.HDel(ctx, s.key("policies"), name).Err()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, s.key("policies"), name)
+		p.Incr(ctx, s.key("policies:version"))
+		return nil
+	})
+	return err
+}
+
+// PolicyVersion implements Store.
+func (s *RedisStore) PolicyVersion(ctx context.Context) (int64, error) {
+	v, err := s.rdb.Get(ctx, s.key("policies:version")).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
 }
 
 // Policies implements Store.

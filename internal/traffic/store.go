@@ -41,6 +41,9 @@ type Store interface {
 	DeletePolicy(ctx context.Context, name string) error
 	// Policies returns every policy document by property name.
 	Policies(ctx context.Context) (map[string][]byte, error)
+	// PolicyVersion returns a number that changes whenever a policy is put
+	// or deleted, so that readers can skip re-reading unchanged policies.
+	PolicyVersion(ctx context.Context) (int64, error)
 
 	// Stick returns the edge the sticky key is bound to, refreshing its
 	// lifetime to ttl; when the key is unbound it binds it to edge first.
@@ -87,6 +90,7 @@ type MemStore struct {
 	flags    map[string]Flag
 	votes    map[[2]string]Vote
 	policies map[string][]byte
+	pversion int64
 	sticky   map[string]stickyEntry
 	// MaxSticky bounds the sticky table. Default 1<<20 entries.
 	MaxSticky int
@@ -203,6 +207,7 @@ func (m *MemStore) PutPolicy(ctx context.Context, name string, doc []byte) error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.policies[name] = append([]byte(nil), doc...)
+	m.pversion++
 	return nil
 }
 
@@ -211,6 +216,7 @@ func (m *MemStore) DeletePolicy(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.policies, name)
+	m.pversion++
 	return nil
 }
 
@@ -223,6 +229,13 @@ func (m *MemStore) Policies(ctx context.Context) (map[string][]byte, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// PolicyVersion implements Store.
+func (m *MemStore) PolicyVersion(ctx context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pversion, nil
 }
 
 // Stick implements Store.

@@ -132,6 +132,17 @@ func storeSuite(t *testing.T, newStore func(t *testing.T) traffic.Store) {
 		if err != nil || len(got) != 1 || string(got["a"]) != `{"name":"a","ttl_seconds":5}` {
 			t.Errorf("Policies = %q, %v", got, err)
 		}
+		v1, err := s.PolicyVersion(ctx)
+		if err != nil || v1 == 0 {
+			t.Fatalf("PolicyVersion = %d, %v after four changes", v1, err)
+		}
+		if v, _ := s.PolicyVersion(ctx); v != v1 {
+			t.Errorf("PolicyVersion moved without a change: %d then %d", v1, v)
+		}
+		s.PutPolicy(ctx, "c", []byte(`{"name":"c"}`))
+		if v, _ := s.PolicyVersion(ctx); v == v1 {
+			t.Errorf("PolicyVersion did not move after PutPolicy")
+		}
 	})
 
 	t.Run("sticky", func(t *testing.T) {
