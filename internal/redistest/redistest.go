@@ -1,11 +1,17 @@
-// Package redistest starts a real, throwaway redis-server (the Debian
-// package) on a free loopback port for tests. Tests that need Redis call
-// Start; where redis-server is not installed and cannot be run they skip
-// with a message saying so.
+// Package redistest starts throw-away redis-server processes for tests.
+//
+// Start launches a fresh server on a free loopback port with persistence
+// switched off, waits until it answers PING and stops it when the test ends.
+// When redis-server is not installed or cannot be started, the test is
+// skipped with a message that says how to install it
+// (scripts/install-test-deps.sh). The package speaks just enough RESP to
+// check liveness, so it depends on no Redis client library.
 package redistest
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -15,84 +21,111 @@ import (
 	"time"
 )
 
-// Server is a running redis-server.
-type Server struct {
-	// Addr is host:port on loopback.
-	Addr string
-	cmd  *exec.Cmd
+// Binary is the name of the server executable looked up in $PATH.
+const Binary = "redis-server"
+
+// startTimeout bounds how long Start waits for a server to answer.
+const startTimeout = 10 * time.Second
+
+// Start runs a new redis-server on 127.0.0.1 for the duration of t and
+// returns its address ("127.0.0.1:port"). The server keeps no data on disk.
+// It calls t.Skip when redis-server is missing or does not come up, and
+// never returns an address of a server that did not answer PING.
+func Start(t testing.TB) string {
+	t.Helper()
+	addr, err := start(t)
+	if err != nil {
+		t.Skipf("redistest: cannot start %s (%v); install it with scripts/install-test-deps.sh", Binary, err)
+	}
+	return addr
 }
 
-// Start runs a redis-server with no persistence in a temporary directory
-// and stops it when the test ends. It skips the test when redis-server is
-// missing (install it with scripts/install-test-deps.sh).
-func Start(t testing.TB) *Server {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+func start(t testing.TB) (string, error) {
+	path, err := exec.LookPath(Binary)
 	if err != nil {
-		t.Skip("redis-server not found in PATH; run scripts/install-test-deps.sh (Debian package redis-server) to run this test")
+		return "", err
 	}
 	var lastErr error
-	for range 5 {
+	// A port found free may be taken before the server binds it; retry a
+	// few times with a new one.
+	for range 3 {
 		port, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--logfile", "",
-			"--protected-mode", "yes", "--daemonize", "no")
-		if err := cmd.Start(); err != nil {
-			t.Skipf("redis-server cannot be started: %v", err)
+		addr, err := launch(t, path, port)
+		if err == nil {
+			return addr, nil
 		}
-		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd}
-		if lastErr = s.waitReady(5 * time.Second); lastErr == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
-		s.Stop()
+		lastErr = err
 	}
-	t.Skipf("redis-server did not come up: %v", lastErr)
-	return nil
+	return "", lastErr
 }
 
-// Stop kills the server. It is safe to call twice.
-func (s *Server) Stop() {
-	if s.cmd.Process != nil && s.cmd.ProcessState == nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
+func launch(t testing.TB, path string, port int) (string, error) {
+	dir := t.TempDir()
+	cmd := exec.Command(path,
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--dir", dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--protected-mode", "yes",
+		"--daemonize", "no",
+		"--loglevel", "warning",
+	)
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return "", err
 	}
-}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 
-// URL returns the server's redis:// URL.
-func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
-
-func (s *Server) waitReady(d time.Duration) error {
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = ping(s.Addr); err == nil {
-			return nil
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for {
+		if err := ping(ctx, addr); err == nil {
+			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case err := <-exited:
+			exited <- err // let stop's receive finish
+			return "", fmt.Errorf("exited (%v): %s", err, strings.TrimSpace(out.String()))
+		case <-ctx.Done():
+			stop()
+			return "", fmt.Errorf("no answer on %s within %v: %s", addr, startTimeout, strings.TrimSpace(out.String()))
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return err
+	t.Cleanup(stop)
+	return addr, nil
 }
 
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// ping sends one RESP PING and expects +PONG.
+func ping(ctx context.Context, addr string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
 		return err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("redistest: PING answered %q", line)
+	if strings.TrimSpace(line) != "+PONG" {
+		return errors.New("unexpected reply " + strconv.Quote(line))
 	}
 	return nil
 }

@@ -157,7 +157,7 @@ func TestTwoControlNodesShareRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts redis, six edges and two control nodes")
 	}
-	rs := redistest.Start(t)
+	addr := redistest.Start(t)
 	ctx := context.Background()
 	edges, srvs, err := traffictest.StartEdges(traffictest.Edges())
 	if err != nil {
@@ -168,7 +168,7 @@ func TestTwoControlNodesShareRedis(t *testing.T) {
 			s.Kill()
 		}
 	}()
-	a, b := startNode(t, rs.Addr, "node-a"), startNode(t, rs.Addr, "node-b")
+	a, b := startNode(t, addr, "node-a"), startNode(t, addr, "node-b")
 
 	// Edges report to A, the policy goes to B: both must know both.
 	ca := &traffic.Client{BaseURL: a.srv.URL}
@@ -240,9 +240,9 @@ func TestTwoControlNodesShareRedis(t *testing.T) {
 // TestRedisOutage kills Redis under a control node: routing carries on
 // from the last snapshot, without stickiness, and without waiting.
 func TestRedisOutage(t *testing.T) {
-	rs := redistest.Start(t)
+	addr := redistest.Start(t)
 	ctx := context.Background()
-	store, err := traffic.OpenRedis(ctx, rs.URL(), "outage:")
+	store, err := traffic.OpenRedis(ctx, "redis://"+addr+"/0", "outage:")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,10 @@ func TestRedisOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs.Stop()
+	// Stop the server the way an operator would.
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	admin.ShutdownNoSave(ctx)
+	admin.Close()
 	if err := m.Refresh(ctx); err == nil {
 		t.Error("Refresh with Redis down succeeded")
 	}

@@ -222,11 +222,11 @@ func TestMemStoreStickyBound(t *testing.T) {
 }
 
 func TestRedisStore(t *testing.T) {
-	srv := redistest.Start(t)
+	addr := redistest.Start(t)
 	n := 0
 	storeSuite(t, func(t *testing.T) traffic.Store {
 		n++
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		t.Cleanup(func() { rdb.Close() })
 		// A fresh prefix per subtest keeps them apart in one Redis.
 		return traffic.NewRedisStore(rdb, fmt.Sprintf("test%d:", n))
