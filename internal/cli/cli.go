@@ -57,6 +57,15 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
+// Exit codes shared by every command: 0 success, 1 other errors, 2 usage.
+const (
+	exitNotFound    = 3 // the content (or property) does not exist
+	exitUnreachable = 4 // no origin, edge or tracker could be reached
+	exitIntegrity   = 5 // a signature or hash did not verify
+	exitDisk        = 6 // the output could not be written
+	exitRefused     = 7 // a token or publisher key was refused
+)
+
 // errUsage marks errors that are the user's fault on the command line.
 var errUsage = errors.New("usage")
 
@@ -153,13 +162,29 @@ func newFlags(env *Env, name, synopsis, description string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs, turning flag errors into usage errors.
+// parse parses args into fs, turning flag errors into usage errors. Flags
+// may come before or after positional arguments ("get ID -o out"); "--"
+// ends the flags. Afterwards fs.Args() holds the positional arguments.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%s: %w", fs.Name(), errUsage)
 		}
-		return fmt.Errorf("%s: %w", fs.Name(), errUsage)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Leave the positionals in fs.Args().
+	return fs.Parse(append([]string{"--"}, pos...))
 }

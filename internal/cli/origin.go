@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
+	"avalanche/internal/origin"
+	"avalanche/internal/seeder"
+	"avalanche/internal/swarm"
+	"avalanche/internal/tracker"
+	"avalanche/internal/wire"
+)
+
+func runOrigin(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "origin", "[flags]", `
+Run an origin: the authoritative content store, the publish API and plain
+HTTP downloads (Range, If-Range, ETag). See docs/origin.md.
+
+With -config, properties, their bearer tokens, allowed publisher keys and
+quotas come from the JSON file. Without it the origin starts in a safe
+local mode: one property, "default", whose token is $AVALANCHE_TOKEN or, if
+unset, a fresh random token printed once on stderr, and whose only allowed
+publisher is the local key (see avalanche keygen).`)
+	listen := fs.String("listen", "127.0.0.1:7070", "address to serve HTTP on")
+	data := fs.String("data", filepath.Join(env.dataDir(), "origin"), "content store directory")
+	config := fs.String("config", "", "JSON configuration file (properties, tokens, publisher keys, quotas)")
+	verify := fs.Bool("verify", false, "re-hash all stored content against its manifest at startup")
+	publicURL := fs.String("public-url", "", "base URL to advertise in publish responses (default: from the request)")
+	logJSON := fs.Bool("log-json", false, "write logs as JSON lines instead of text")
+	peerListen := fs.String("peer-listen", "127.0.0.1:7072", `address for the peer protocol (the origin seeds every swarm); "-" disables`)
+	trackerURL := fs.String("tracker", "", "tracker to announce every content to (e.g. http://127.0.0.1:7071)")
+	upload := fs.String("upload-limit", "0", "peer-protocol upload cap, e.g. 20M (bytes/s) or 100mbit; 0 = none")
+	seedCap := fs.Float64("seed-cap", 1.0, "decline peers' non-urgent requests for a generation once sent this many times its size (0 = no cap)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("origin takes no arguments: %w", errUsage)
+	}
+	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
+	if *logJSON {
+		handler = slog.NewJSONHandler(env.Stderr, nil)
+	}
+	log := slog.New(handler)
+
+	var props []origin.Property
+	var zeroConfigToken string
+	if *config != "" {
+		b, err := readConfigFile(*config)
+		if err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+		if props, err = origin.ParseConfig(b); err != nil {
+			return fmt.Errorf("origin: %s: %w", *config, err)
+		}
+	} else {
+		p, tok, err := zeroConfig(env)
+		if err != nil {
+			return err
+		}
+		props, zeroConfigToken = []origin.Property{p}, tok
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var sd *seeder.Seeder
+	var o *origin.Origin
+	cfg := origin.Config{
+		DataDir:      *data,
+		Properties:   props,
+		Logger:       log,
+		VerifyOnOpen: *verify,
+		PublicURL:    *publicURL,
+	}
+	if *peerListen != "-" {
+		upBps, err := parseRate(*upload)
+		if err != nil {
+			return fmt.Errorf("--upload-limit: %v: %w", err, errUsage)
+		}
+		sd, err = startOriginSeeder(ctx, env, log, *data, *peerListen, *trackerURL, upBps, *seedCap)
+		if err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+		defer sd.Close()
+		cfg.OnPublish = func(m *manifest.Manifest) {
+			if err := sd.Publish(o, m.ID()); err != nil {
+				log.Error("cannot seed new content", "content", m.ID().Short(), "err", err)
+			}
+		}
+		cfg.OnDelete = sd.Remove
+	}
+	o, err := origin.New(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	defer o.Close()
+	if sd != nil {
+		if err := sd.ServeOrigin(o); err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(env.Stderr, "avalanche origin listening on %s (data %s)\n", url, *data)
+	if *config == "" {
+		printZeroConfig(env, url, props[0], zeroConfigToken)
+	}
+	if err := o.Serve(ctx, ln); err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	return nil
+}
+
+// startOriginSeeder starts the origin's peer-protocol node and seeder.
+// Its node key and checksum master key live in DATA/../DATA-keys, beside
+// the content store.
+func startOriginSeeder(ctx context.Context, env *Env, log *slog.Logger, data, listen, trackerURL string, upBps int64, seedCap float64) (*seeder.Seeder, error) {
+	keyDir := filepath.Clean(data) + "-keys"
+	nodeKey, err := identity.LoadOrCreate(filepath.Join(keyDir, "node.key"))
+	if err != nil {
+		return nil, err
+	}
+	master, err := seeder.LoadOrCreateSecret(filepath.Join(keyDir, "master.key"))
+	if err != nil {
+		return nil, err
+	}
+	node, err := swarm.NewNode(ctx, swarm.NodeConfig{Key: nodeKey, Role: wire.RoleOrigin, UploadLimit: upBps, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	go node.Serve(ln)
+	var tc *tracker.Client
+	if trackerURL != "" {
+		if tc, err = tracker.NewClient(tracker.ClientConfig{URL: trackerURL, Key: nodeKey}); err != nil {
+			return nil, err
+		}
+	}
+	sd, err := seeder.New(seeder.Config{Node: node, Tracker: tc, Role: tracker.RoleOrigin, MasterKey: master, SeedCap: seedCap, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	go sd.Run(ctx)
+	fmt.Fprintf(env.Stderr, "avalanche origin seeding on %s (node %s)\n", ln.Addr(), node.ID().Short())
+	return sd, nil
+}
+
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > origin.MaxConfigBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, origin.MaxConfigBytes)
+	}
+	return os.ReadFile(path)
+}
+
+// zeroConfig returns the property of the zero-configuration mode and, if
+// the token was generated here, its secret (to be shown once).
+func zeroConfig(env *Env) (origin.Property, string, error) {
+	p := origin.Property{Name: "default"}
+	secret, generated := env.getenv("AVALANCHE_TOKEN"), ""
+	if secret == "" {
+		secret = origin.NewToken()
+		generated = secret
+	}
+	tok, err := origin.ParseToken(secret)
+	if err != nil {
+		return p, "", fmt.Errorf("origin: AVALANCHE_TOKEN: %w", err)
+	}
+	p.Tokens = []origin.Token{tok}
+	priv, err := identity.Load(env.defaultPublisherKey())
+	switch {
+	case err == nil:
+		p.Publishers = []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}
+	case errors.Is(err, fs.ErrNotExist):
+		// No local key: the origin runs but refuses every manifest until
+		// one exists and the origin is restarted.
+	default:
+		return p, "", fmt.Errorf("origin: publisher key: %w", err)
+	}
+	return p, generated, nil
+}
+
+func printZeroConfig(env *Env, url string, p origin.Property, generated string) {
+	w := env.Stderr
+	fmt.Fprintln(w, `No -config: property "default" only.`)
+	if len(p.Publishers) == 1 {
+		fmt.Fprintf(w, "  allowed publisher: %x (%s)\n", []byte(p.Publishers[0]), env.defaultPublisherKey())
+	} else {
+		fmt.Fprintf(w, "  no publisher key at %s: every manifest will be refused.\n  Create one with \"avalanche keygen\" and restart the origin.\n", env.defaultPublisherKey())
+	}
+	if generated != "" {
+		fmt.Fprintf(w, "  publish token (shown only now, new at each start): %s\n", generated)
+		fmt.Fprintf(w, "To publish:\n  AVALANCHE_TOKEN=%s avalanche publish FILE --origin %s\n", generated, url)
+	} else {
+		fmt.Fprintf(w, "  publish token: the value of AVALANCHE_TOKEN\nTo publish:\n  avalanche publish FILE --origin %s\n", url)
+	}
+}
