@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/miekg/dns"
 
 	"avalanche/internal/control"
+	"avalanche/internal/netmap"
+	"avalanche/internal/tracker"
 	"avalanche/internal/traffic"
 	"avalanche/internal/traffic/traffictest"
 )
@@ -133,5 +136,42 @@ func TestServer(t *testing.T) {
 	}
 	if code, _ := body(t, b.url+"/healthz"); code != 200 {
 		t.Errorf("node b after a stopped: %d", code)
+	}
+}
+
+// TestMountTracker mounts the real tracker beside the traffic manager, as
+// `avalanche control` will, and checks that the patterns coexist.
+func TestMountTracker(t *testing.T) {
+	ctx := context.Background()
+	// One reloadable network map serves both.
+	nm, err := netmap.NewWatcher(netmap.WatcherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := control.New(ctx, control.Config{Traffic: traffic.Config{Map: nm, DisableProbes: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tracker.New(tracker.Config{Map: nm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tr.Handler()
+	for _, p := range []string{"POST " + tracker.AnnouncePath, "POST " + tracker.ReportPath, "GET " + tracker.StatsPath} {
+		s.Handle(p, h)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	if err := s.Traffic().PutPolicy(ctx, &traffic.Policy{Name: "devtools", Origin: "http://127.0.0.1:9"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := body(t, srv.URL+tracker.StatsPath); code != 200 {
+		t.Errorf("GET %s = %d %s", tracker.StatsPath, code, b)
+	}
+	if code, b := body(t, srv.URL+"/v1/route?property=devtools"); code != 200 || !strings.Contains(b, "origin") {
+		t.Errorf("GET /v1/route = %d %s", code, b)
+	}
+	if code, _ := body(t, srv.URL+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
 	}
 }
