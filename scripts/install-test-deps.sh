@@ -7,6 +7,7 @@ need=""
 have() { command -v "$1" >/dev/null 2>&1; }
 have redis-server || need="$need redis-server"
 have dig || need="$need dnsutils"
+have wrk || need="$need wrk"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
 	echo "missing:$need (need root and apt-get to install)"

@@ -2,6 +2,8 @@ package cli
 
 // commands lists every subcommand, one line each. Keep it sorted by name.
 var commands = []command{
+	{"bench-route", "benchmark routing decisions, /v1/route latency and failover", runBenchRoute},
+	{"control", "run a control node: traffic manager, DNS, /healthz, /metrics", runControl},
 	{"demo", "run origin, tracker and N peers on this machine and report", runDemo},
 	{"get", "download content from its swarm, verified and resumable", runGet},
 	{"keygen", "create a publisher key for signing manifests", runKeygen},

@@ -119,8 +119,16 @@ func (m *Map) Len() int {
 // Lookup returns the location of the longest prefix that contains a.
 // IPv4-mapped IPv6 addresses are looked up as IPv4.
 func (m *Map) Lookup(a netip.Addr) (Location, bool) {
+	e, ok := m.LookupEntry(a)
+	return e.Location, ok
+}
+
+// LookupEntry is like Lookup but also returns the matching prefix, so that
+// callers can tell how far the answer holds (a DNS server scopes its EDNS
+// Client Subnet answers by it).
+func (m *Map) LookupEntry(a netip.Addr) (Entry, bool) {
 	if m == nil || !a.IsValid() {
-		return Location{}, false
+		return Entry{}, false
 	}
 	a = a.Unmap().WithZone("")
 	lens := m.lens6
@@ -133,10 +141,10 @@ func (m *Map) Lookup(a netip.Addr) (Location, bool) {
 			continue
 		}
 		if loc, ok := m.byPrefix[p]; ok {
-			return loc, true
+			return Entry{Prefix: p, Location: loc}, true
 		}
 	}
-	return Location{}, false
+	return Entry{}, false
 }
 
 // Entries returns the map's entries sorted by prefix.
