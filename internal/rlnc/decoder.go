@@ -162,8 +162,9 @@ func (d *Decoder) Innovative(coeffs []byte) bool {
 // Add offers a coded block to the Decoder and reports whether it was
 // innovative. A non-innovative block is dropped after O(n²) work on the
 // coefficients; an innovative one is copied into the Decoder's own storage,
-// so the caller may reuse both buffers as soon as Add returns. The error is
-// non-nil only for buffers of the wrong length.
+// so the caller may reuse both buffers as soon as Add returns. payload must
+// not alias the Decoder's own rows (Data, Source). The error is non-nil
+// only for buffers of the wrong length.
 func (d *Decoder) Add(coeffs, payload []byte) (bool, error) {
 	if len(coeffs) != d.n {
 		return false, fmt.Errorf("%w (%d, want %d)", ErrCoeffLength, len(coeffs), d.n)
