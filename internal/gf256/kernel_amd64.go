@@ -36,6 +36,32 @@ func mulAVX2x4(tables []byte, in, out [][]byte, start, n int)
 //go:noescape
 func mulAVX2x4Xor(tables []byte, in, out [][]byte, start, n int)
 
+//go:noescape
+func mulAVX2Single1Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulAVX2Single2Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulAVX2Single3Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulAVX2Single4Xor(tables []byte, in, out [][]byte, start, n int)
+
+// callSingle runs the one-input accumulating kernel for w outputs.
+func callSingle(w int, tables []byte, in, out [][]byte, start, n int) {
+	switch w {
+	case 1:
+		mulAVX2Single1Xor(tables, in, out, start, n)
+	case 2:
+		mulAVX2Single2Xor(tables, in, out, start, n)
+	case 3:
+		mulAVX2Single3Xor(tables, in, out, start, n)
+	default:
+		mulAVX2Single4Xor(tables, in, out, start, n)
+	}
+}
+
 // callKernel runs the kernel for w outputs. It is a switch of direct calls,
 // not a table of function values, so that escape analysis can see that the
 // slices do not escape.
@@ -95,6 +121,11 @@ func (m *Matrix) apply(in, out [][]byte, lo, hi int, add bool) {
 		for g := 0; g < m.rows; g += 4 {
 			w := min(4, m.rows-g)
 			o := out[g : g+w]
+			if m.cols == 1 && add {
+				callSingle(w, t, in, o, start, n)
+				t = t[w*64:]
+				continue
+			}
 			for i := 0; i < m.cols; i += tile {
 				j := min(i+tile, m.cols)
 				callKernel(w, add || i > 0, t[i*w*64:j*w*64], in[i:j], o, start, n)
