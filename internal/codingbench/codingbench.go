@@ -51,12 +51,15 @@ const (
 	ImplLogExp      = "logexp"
 )
 
-// Ops lists the operations in the order of the table; Impls the
-// implementations in the order of its columns.
-var (
-	Ops   = []string{OpMulAdd, OpSHA256, OpEncode, OpEncodeBatch, OpRecode, OpDecode, OpVerify}
-	Impls = []string{ImplAvalanche, ImplReedSolomon, ImplPureGo, ImplLogExp}
-)
+// tableOps lists the operations in the order of the table's rows;
+// tableImpls the implementations in the order of its columns.
+func tableOps() []string {
+	return []string{OpMulAdd, OpSHA256, OpEncode, OpEncodeBatch, OpRecode, OpDecode, OpVerify}
+}
+
+func tableImpls() []string {
+	return []string{ImplAvalanche, ImplReedSolomon, ImplPureGo, ImplLogExp}
+}
 
 // Config says what to measure. The zero Config measures the full matrix.
 type Config struct {
@@ -211,8 +214,9 @@ func blockItems(bs int) []item {
 }
 
 // generationItems prepares one generation of random data and its coded
-// blocks, checks that every decoder gets the data back, and returns the
-// operations on it.
+// blocks, checks that our decoder gets the data back (TestLogExp checks the
+// textbook one, whose decode is too slow to run twice at large k), and
+// returns the operations on it.
 func generationItems(cfg Config, p rlnc.Params) ([]item, error) {
 	k, bs := p.K, p.BlockSize
 	r := rand.New(rand.NewPCG(uint64(k), uint64(bs)))
@@ -262,13 +266,6 @@ func generationItems(cfg Config, p rlnc.Params) ([]item, error) {
 		}
 		return k * bs
 	}
-	leDecode()
-	for i := range blocks {
-		if !ld.complete() || string(ld.source(i)) != string(blocks[i]) {
-			return nil, fmt.Errorf("codingbench: k=%d B=%d: logexp decoder did not recover the data", k, bs)
-		}
-	}
-
 	// Recoders at rank k-1: a peer that has almost everything.
 	rec, _ := rlnc.NewDecoder(p, k)
 	leRec := newLogExpDecoder(le, k, bs)

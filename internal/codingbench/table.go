@@ -34,8 +34,8 @@ func WriteTable(w io.Writer, rs []Result) error {
 		rate[kk][r.Impl] = r.MBPerS
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "op\tk\tblock\t%s\t\n", strings.Join(Impls, "\t"))
-	for _, op := range Ops {
+	fmt.Fprintf(tw, "op\tk\tblock\t%s\t\n", strings.Join(tableImpls(), "\t"))
+	for _, op := range tableOps() {
 		for _, kk := range rows {
 			if kk.op != op {
 				continue
@@ -45,7 +45,7 @@ func WriteTable(w io.Writer, rs []Result) error {
 				k = fmt.Sprint(kk.k)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t", op, k, kk.block)
-			for _, impl := range Impls {
+			for _, impl := range tableImpls() {
 				if v, ok := rate[kk][impl]; ok {
 					fmt.Fprintf(tw, "%.0f\t", v)
 				} else {
