@@ -31,6 +31,9 @@ func main() {
 			kernel(&b, w, xor)
 		}
 	}
+	for w := 1; w <= 4; w++ {
+		single(&b, w)
+	}
 	if err := os.WriteFile("kernel_amd64.s", b.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -179,4 +182,65 @@ func (g *gen) input(v int, reg string, tbl int) {
 		g.p("VPXOR Y14, Y%d, Y%d", a0, a0)
 		g.p("VPXOR Y13, Y%d, Y%d", a1, a1)
 	}
+}
+
+// single emits mulAVX2Single{w}Xor: out_j ^= c_j·in for one input and w
+// outputs, the elimination step of Gauss–Jordan. With one input the w
+// outputs' tables fit in registers (Y0..Y7) and the pointers in general
+// registers, so a 64-byte column costs two input loads and, per output, two
+// loads, four shuffles and two stores.
+func single(b *bytes.Buffer, w int) {
+	name := fmt.Sprintf("mulAVX2Single%dXor", w)
+	g := &gen{b: b, name: name, w: w, xor: true}
+	outReg := []string{"R11", "R12", "R13", "R14"}
+	fmt.Fprintln(b)
+	fmt.Fprintf(b, "// func %s(tables []byte, in [][]byte, out [][]byte, start int, n int)\n", name)
+	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	g.p("MOVQ tables_base+0(FP), DX")
+	g.p("MOVQ in_base+24(FP), SI")
+	g.p("MOVQ (SI), SI")
+	g.p("MOVQ out_base+48(FP), DI")
+	g.p("MOVQ start+72(FP), R9")
+	g.p("MOVQ n+80(FP), R10")
+	g.p("SHRQ $6, R10")
+	g.p("JZ   %s", g.ref("done"))
+	g.p("ADDQ R9, SI")
+	for j := 0; j < w; j++ {
+		g.p("MOVQ %d(DI), %s", 24*j, outReg[j])
+		g.p("ADDQ R9, %s", outReg[j])
+		g.p("VMOVDQU %d(DX), Y%d", 64*j, 2*j)
+		g.p("VMOVDQU %d(DX), Y%d", 64*j+32, 2*j+1)
+	}
+	g.p("MOVQ $15, AX")
+	g.p("MOVQ AX, X15")
+	g.p("VPBROADCASTB X15, Y15")
+	g.label("loop")
+	g.p("VMOVDQU (SI), Y8")
+	g.p("VMOVDQU 32(SI), Y9")
+	g.p("ADDQ $64, SI")
+	g.p("VPSRLQ $4, Y8, Y10")
+	g.p("VPSRLQ $4, Y9, Y11")
+	g.p("VPAND Y15, Y8, Y8")
+	g.p("VPAND Y15, Y9, Y9")
+	g.p("VPAND Y15, Y10, Y10")
+	g.p("VPAND Y15, Y11, Y11")
+	for j := 0; j < w; j++ {
+		lo, hi, o := 2*j, 2*j+1, outReg[j]
+		g.p("VPSHUFB Y8, Y%d, Y12", lo)
+		g.p("VPSHUFB Y10, Y%d, Y13", hi)
+		g.p("VPXOR Y12, Y13, Y12")
+		g.p("VPXOR (%s), Y12, Y12", o)
+		g.p("VMOVDQU Y12, (%s)", o)
+		g.p("VPSHUFB Y9, Y%d, Y13", lo)
+		g.p("VPSHUFB Y11, Y%d, Y14", hi)
+		g.p("VPXOR Y13, Y14, Y13")
+		g.p("VPXOR 32(%s), Y13, Y13", o)
+		g.p("VMOVDQU Y13, 32(%s)", o)
+		g.p("ADDQ $64, %s", o)
+	}
+	g.p("DECQ R10")
+	g.p("JNZ  %s", g.ref("loop"))
+	g.label("done")
+	g.p("VZEROUPPER")
+	g.p("RET")
 }

@@ -36,25 +36,53 @@ func mulAVX2x4(tables []byte, in, out [][]byte, start, n int)
 //go:noescape
 func mulAVX2x4Xor(tables []byte, in, out [][]byte, start, n int)
 
-// kernel returns the kernel for w outputs.
-func kernel(w int, add bool) func(tables []byte, in, out [][]byte, start, n int) {
+//go:noescape
+func mulAVX2Single1Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulAVX2Single2Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulAVX2Single3Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulAVX2Single4Xor(tables []byte, in, out [][]byte, start, n int)
+
+// callSingle runs the one-input accumulating kernel for w outputs.
+func callSingle(w int, tables []byte, in, out [][]byte, start, n int) {
+	switch w {
+	case 1:
+		mulAVX2Single1Xor(tables, in, out, start, n)
+	case 2:
+		mulAVX2Single2Xor(tables, in, out, start, n)
+	case 3:
+		mulAVX2Single3Xor(tables, in, out, start, n)
+	default:
+		mulAVX2Single4Xor(tables, in, out, start, n)
+	}
+}
+
+// callKernel runs the kernel for w outputs. It is a switch of direct calls,
+// not a table of function values, so that escape analysis can see that the
+// slices do not escape.
+func callKernel(w int, add bool, tables []byte, in, out [][]byte, start, n int) {
 	switch {
 	case w == 1 && !add:
-		return mulAVX2x1
+		mulAVX2x1(tables, in, out, start, n)
 	case w == 1:
-		return mulAVX2x1Xor
+		mulAVX2x1Xor(tables, in, out, start, n)
 	case w == 2 && !add:
-		return mulAVX2x2
+		mulAVX2x2(tables, in, out, start, n)
 	case w == 2:
-		return mulAVX2x2Xor
+		mulAVX2x2Xor(tables, in, out, start, n)
 	case w == 3 && !add:
-		return mulAVX2x3
+		mulAVX2x3(tables, in, out, start, n)
 	case w == 3:
-		return mulAVX2x3Xor
+		mulAVX2x3Xor(tables, in, out, start, n)
 	case !add:
-		return mulAVX2x4
+		mulAVX2x4(tables, in, out, start, n)
 	default:
-		return mulAVX2x4Xor
+		mulAVX2x4Xor(tables, in, out, start, n)
 	}
 }
 
@@ -93,9 +121,14 @@ func (m *Matrix) apply(in, out [][]byte, lo, hi int, add bool) {
 		for g := 0; g < m.rows; g += 4 {
 			w := min(4, m.rows-g)
 			o := out[g : g+w]
+			if m.cols == 1 && add {
+				callSingle(w, t, in, o, start, n)
+				t = t[w*64:]
+				continue
+			}
 			for i := 0; i < m.cols; i += tile {
 				j := min(i+tile, m.cols)
-				kernel(w, add || i > 0)(t[i*w*64:j*w*64], in[i:j], o, start, n)
+				callKernel(w, add || i > 0, t[i*w*64:j*w*64], in[i:j], o, start, n)
 			}
 			t = t[w*m.cols*64:]
 		}

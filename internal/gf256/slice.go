@@ -41,6 +41,14 @@ func AddSlice(in, out []byte) {
 	subtle.XORBytes(out, out[:len(in)], in)
 }
 
+// MulAddSliceGeneric is MulAddSlice computed by the pure-Go twin whatever
+// the build — what a build with the purego tag runs. It is exported so that
+// benchmarks can set the two side by side in one process.
+func MulAddSliceGeneric(c byte, in, out []byte) {
+	checkLen("MulAddSliceGeneric", in, out)
+	mulAddSliceGeneric(c, in, out[:len(in)])
+}
+
 // DotProduct returns Σ a[i]·b[i] over the common length of a and b: a short
 // inner product of two vectors whose entries both vary.
 func DotProduct(a, b []byte) byte {

@@ -47,9 +47,11 @@ func BenchmarkSourceSums(b *testing.B) {
 	}
 }
 
-// BenchmarkSetGeneration measures expanding a key for a new generation.
+// BenchmarkSetGeneration measures expanding a key for a new generation;
+// bytes are key-stream bytes (t·(s+L)).
 func BenchmarkSetGeneration(b *testing.B) {
 	c, _ := NewChecker(DeriveKey([]byte("m"), []byte("p")), rlnc.DefaultParams(), DefaultChecks, 0)
+	b.SetBytes(int64(len(c.r) + len(c.u)))
 	b.ReportAllocs()
 	var g uint64
 	for b.Loop() {

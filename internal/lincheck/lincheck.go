@@ -94,7 +94,9 @@ type Checker struct {
 	segs    [][]byte        // scratch: the segment slices of a payload
 	ys      [][]byte        // scratch: Σ_seg R_j[seg]·x_seg for each j
 	pad     []byte          // scratch: a short source block, zero-padded
-	ctr, ks [16]byte        // scratch: AES-CTR counter block and key stream block
+	ctr, ks [16]byte        // AES-CTR counter block and key stream block
+	block   uint64          // number of the next key stream block
+	used    int             // bytes of ks already consumed
 	sums    [MaxChecks]byte // the last block's checksums
 }
 
@@ -141,26 +143,28 @@ func (c *Checker) Generation() uint64 { return c.gen }
 func (c *Checker) SetGeneration(g uint64) {
 	c.gen = g
 	binary.BigEndian.PutUint64(c.ctr[:8], g)
-	i, pos := uint64(0), len(c.ks)
-	stream := func(dst []byte) {
-		for k := range dst {
-			if pos == len(c.ks) {
-				binary.BigEndian.PutUint64(c.ctr[8:], i)
-				c.aes.Encrypt(c.ks[:], c.ctr[:])
-				i, pos = i+1, 0
-			}
-			dst[k] = c.ks[pos]
-			pos++
-		}
-	}
-	stream(c.r)
-	stream(c.u)
+	c.block, c.used = 0, len(c.ks)
+	c.stream(c.r)
+	c.stream(c.u)
 	// The product matrix of Sum: output j takes R_j[seg] times segment seg,
 	// over the segments that are wholly inside the block.
 	for j := 0; j < c.t; j++ {
 		copy(c.coeffs[j*c.full:(j+1)*c.full], c.r[j*c.s:])
 	}
 	c.mat.Reset(c.t, c.full, c.coeffs[:c.t*c.full])
+}
+
+// stream fills dst with the next bytes of the generation's key stream.
+func (c *Checker) stream(dst []byte) {
+	for len(dst) > 0 {
+		if c.used == len(c.ks) {
+			binary.BigEndian.PutUint64(c.ctr[8:], c.block)
+			c.aes.Encrypt(c.ks[:], c.ctr[:])
+			c.block, c.used = c.block+1, 0
+		}
+		n := copy(dst, c.ks[c.used:])
+		dst, c.used = dst[n:], c.used+n
+	}
 }
 
 // sum computes σ_j(x) for the t checks into c.sums; len(x) == B.

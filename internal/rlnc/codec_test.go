@@ -284,6 +284,7 @@ func TestRREF(t *testing.T) {
 
 func checkRREF(t *testing.T, d *Decoder, padded []byte) {
 	t.Helper()
+	d.flush() // the payload arithmetic may still be queued
 	n, bs := d.n, d.bs
 	rank := 0
 	for s := 0; s < n; s++ {

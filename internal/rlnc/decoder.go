@@ -15,14 +15,20 @@ import (
 //
 // Add works on the coefficients first: a block whose coefficient vector
 // reduces to zero is not innovative and is dropped before any payload
-// arithmetic. An innovative block costs one pass over the stored rows, done
-// in column chunks with the fused kernels: the new row is reduced by every
-// stored row (many inputs, one output) and then eliminated from every stored
-// row (one input, many outputs) while the chunk is in cache.
+// arithmetic. The coefficient rows are brought to RREF at once (O(n²)
+// bytes of work). The payload of an innovative block is copied into its row
+// and the payload arithmetic — reduce the new row by the stored rows (many
+// inputs, one output), then eliminate its pivot from them (one input, many
+// outputs) — is queued: up to Batch blocks' worth is applied in one pass
+// over the rows, column chunk by column chunk, so each row is read from
+// memory and written back once per batch instead of once per block. The
+// Add that completes the generation, Recode and Source apply the queue
+// first, so it is never visible.
 //
-// A Decoder holds at most n·(B+n) bytes of rows plus O(n) of scratch. The
-// rows span the same space as the blocks received, so a peer recodes from
-// them (Recode) without keeping the blocks a second time.
+// A Decoder holds n·(B+n) bytes of rows, plus scratch of O(n) and the
+// queue's tables, 128·n bytes per queued block. The rows span the same space
+// as the blocks received, so a peer recodes from them (Recode) without
+// keeping the blocks a second time.
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
@@ -33,20 +39,36 @@ type Decoder struct {
 	has    []bool   // has[s]: a row with pivot s is stored
 	rank   int
 
+	queue  []pending // Batch entries; the first queued are waiting
+	queued int
+	width  int // column chunk width of a flush
+
 	// Scratch, sized once.
-	vec   []byte   // the coefficient vector being reduced
-	mul   []byte   // coefficients of the payload product
-	ins   [][]byte // its inputs
-	outs  [][]byte // rows to eliminate the new pivot from
-	dot   gf256.Matrix
-	elim  gf256.Matrix
-	inner [1][]byte
+	vec []byte   // the coefficient vector being reduced
+	mul []byte   // coefficients being gathered for a Matrix
+	ins [][]byte // rows being gathered for RecodeBatch
+	rec gf256.Matrix
 }
 
-// chunk is the width of the column chunks in which Add updates the rows:
-// small enough that the chunk of every row (n·chunk bytes) stays in L2
-// between the reduction and the elimination.
-const chunk = 4096
+// pending is the payload arithmetic of one accepted block, not yet done:
+// row[q] = inv·row[q] + Σ dot_s·ins_s, then outs_s ^= elim_s·row[q].
+type pending struct {
+	q    int
+	inv  byte
+	dot  gf256.Matrix // 1 × len(ins)
+	ins  [][]byte
+	elim gf256.Matrix // len(outs) × 1
+	outs [][]byte
+	self [1][]byte // row[q], as a Matrix argument
+}
+
+// Batch is how many innovative blocks' payload arithmetic a Decoder queues
+// before doing it in one pass over its rows.
+const Batch = 8
+
+// flushBytes bounds the bytes of rows one column chunk of a flush touches,
+// so that the chunk stays in L2 while the whole queue is applied to it.
+const flushBytes = 512 << 10
 
 // NewDecoder returns an empty Decoder for a generation of blocks blocks
 // (1..K, Generation.Blocks) of p.BlockSize bytes.
@@ -65,17 +87,23 @@ func NewDecoder(p Params, blocks int) (*Decoder, error) {
 		data:   make([]byte, n*bs),
 		rows:   make([][]byte, n),
 		has:    make([]bool, n),
+		queue:  make([]pending, min(Batch, n)),
+		width:  min(bs, max(1024, flushBytes/n&^63)),
 		vec:    make([]byte, n),
-		mul:    make([]byte, n+1),
-		ins:    make([][]byte, 0, n+1),
-		outs:   make([][]byte, 0, n),
+		mul:    make([]byte, n),
+		ins:    make([][]byte, 0, n),
 	}
 	for s := range d.rows {
 		d.rows[s] = d.data[s*bs : (s+1)*bs : (s+1)*bs]
 	}
-	// Size the kernels' tables for the largest products Add needs.
-	d.dot.Reset(1, n+1, d.mul)
-	d.elim.Reset(n, 1, d.mul)
+	// Size the queue's tables for the largest products once.
+	for i := range d.queue {
+		pe := &d.queue[i]
+		pe.ins = make([][]byte, 0, n)
+		pe.outs = make([][]byte, 0, n)
+		pe.dot.Reset(1, n, d.mul)
+		pe.elim.Reset(n, 1, d.mul)
+	}
 	return d, nil
 }
 
@@ -96,6 +124,7 @@ func (d *Decoder) Complete() bool { return d.rank == d.n }
 func (d *Decoder) Reset() {
 	clear(d.has)
 	d.rank = 0
+	d.queued = 0
 }
 
 // reduce copies coeffs into d.vec, eliminates every stored pivot from it and
@@ -132,10 +161,10 @@ func (d *Decoder) Innovative(coeffs []byte) bool {
 
 // Add offers a coded block to the Decoder and reports whether it was
 // innovative. A non-innovative block is dropped after O(n²) work on the
-// coefficients; an innovative one is reduced and copied into the Decoder's
-// own storage, so the caller may reuse both buffers as soon as Add returns.
-// payload must not alias the Decoder's rows. The error is non-nil only for
-// buffers of the wrong length.
+// coefficients; an innovative one is copied into the Decoder's own storage,
+// so the caller may reuse both buffers as soon as Add returns. payload must
+// not alias the Decoder's own rows (Data, Source). The error is non-nil
+// only for buffers of the wrong length.
 func (d *Decoder) Add(coeffs, payload []byte) (bool, error) {
 	if len(coeffs) != d.n {
 		return false, fmt.Errorf("%w (%d, want %d)", ErrCoeffLength, len(coeffs), d.n)
@@ -154,63 +183,66 @@ func (d *Decoder) Add(coeffs, payload []byte) (bool, error) {
 	inv := gf256.Inv(d.vec[q])
 	gf256.MulSlice(inv, d.vec, d.vec)
 
-	// The new payload row: inv·(payload + Σ_s coeffs[s]·row_s).
-	d.mul[0] = inv
-	d.ins = append(d.ins[:0], payload)
-	m := 1
+	// Queue the payload arithmetic. The new row is inv·(payload + Σ_s
+	// coeffs[s]·row_s) over the stored rows s; its pivot is then eliminated
+	// from every stored row s with g_s = coefficient q of row s.
+	pe := &d.queue[d.queued]
+	d.queued++
+	pe.q, pe.inv = q, inv
+	pe.ins, pe.outs = pe.ins[:0], pe.outs[:0]
+	m := d.mul[:0]
 	for s, ok := range d.has {
-		if !ok {
-			continue
-		}
-		if c := coeffs[s]; c != 0 {
-			d.mul[m] = gf256.Mul(inv, c)
-			d.ins = append(d.ins, d.rows[s])
-			m++
+		if ok && coeffs[s] != 0 {
+			m = append(m, gf256.Mul(inv, coeffs[s]))
+			pe.ins = append(pe.ins, d.rows[s])
 		}
 	}
-	d.dot.Reset(1, m, d.mul[:m])
-	// The rows the new pivot must be eliminated from, and their multipliers
-	// g_s = coefficient q of row s (d.mul is free again: Reset copied it).
-	d.outs = d.outs[:0]
-	g := d.mul[:0]
+	pe.dot.Reset(1, len(m), m)
+	m = d.mul[:0]
 	for s, ok := range d.has {
 		if ok {
-			if c := d.coeffs[s*n+q]; c != 0 {
-				g = append(g, c)
-				d.outs = append(d.outs, d.rows[s])
+			if g := d.coeffs[s*n+q]; g != 0 {
+				m = append(m, g)
+				pe.outs = append(pe.outs, d.rows[s])
+				// The same elimination on the coefficient rows, now.
+				gf256.MulAddSlice(g, d.vec, d.coeffs[s*n:(s+1)*n])
 			}
 		}
 	}
-	d.elim.Reset(len(g), 1, g)
-
-	row := d.rows[q]
-	d.inner[0] = row
-	newRow := d.inner[:]
-	for lo := 0; lo < d.bs; lo += chunk {
-		hi := min(lo+chunk, d.bs)
-		if m == 1 {
-			gf256.MulSlice(inv, payload[lo:hi], row[lo:hi])
-		} else {
-			d.dot.MulRange(d.ins, newRow, lo, hi)
-		}
-		if len(d.outs) > 0 {
-			d.elim.MulAddRange(newRow, d.outs, lo, hi)
-		}
-	}
-
-	// The same operations on the coefficient rows.
-	for s, ok := range d.has {
-		if ok {
-			if c := d.coeffs[s*n+q]; c != 0 {
-				gf256.MulAddSlice(c, d.vec, d.coeffs[s*n:(s+1)*n])
-			}
-		}
-	}
+	pe.elim.Reset(len(m), 1, m)
+	pe.self[0] = d.rows[q]
+	copy(d.rows[q], payload)
 	copy(d.coeffs[q*n:(q+1)*n], d.vec)
 	d.has[q] = true
 	d.rank++
-	d.ins[0] = nil // do not keep the caller's buffer alive
+	if d.queued == len(d.queue) || d.rank == d.n {
+		d.flush()
+	}
 	return true, nil
+}
+
+// flush applies the queued payload arithmetic, in order, one column chunk
+// at a time: the chunk of every row is loaded once and stays in cache while
+// the whole queue works on it.
+func (d *Decoder) flush() {
+	q := d.queue[:d.queued]
+	d.queued = 0
+	for lo := 0; lo < d.bs; lo += d.width {
+		hi := min(lo+d.width, d.bs)
+		for i := range q {
+			pe := &q[i]
+			row := pe.self[0][lo:hi]
+			if pe.inv != 1 {
+				gf256.MulSlice(pe.inv, row, row)
+			}
+			if len(pe.ins) > 0 {
+				pe.dot.MulAddRange(pe.ins, pe.self[:], lo, hi)
+			}
+			if len(pe.outs) > 0 {
+				pe.elim.MulAddRange(pe.self[:], pe.outs, lo, hi)
+			}
+		}
+	}
 }
 
 // Data returns the decoded generation, n·B bytes with source block i at
@@ -232,6 +264,7 @@ func (d *Decoder) Source(i int) ([]byte, bool) {
 	if i < 0 || i >= d.n || !d.has[i] {
 		return nil, false
 	}
+	d.flush()
 	for j, c := range d.coeffs[i*d.n : (i+1)*d.n] {
 		if c != 0 && j != i {
 			return nil, false
@@ -270,6 +303,7 @@ func (d *Decoder) RecodeBatch(rng *rand.Rand, coeffs []byte, payloads [][]byte) 
 	if m == 0 {
 		return nil
 	}
+	d.flush()
 	// Random weights for the stored rows, m·rank of them; d.ins lists the rows.
 	d.ins = d.ins[:0]
 	for s, ok := range d.has {
@@ -280,8 +314,8 @@ func (d *Decoder) RecodeBatch(rng *rand.Rand, coeffs []byte, payloads [][]byte) 
 	r := d.rank
 	w := d.weights(m * r)
 	RandomCoefficients(rng, w)
-	d.dot.Reset(m, r, w)
-	d.dot.Mul(d.ins, payloads)
+	d.rec.Reset(m, r, w)
+	d.rec.Mul(d.ins, payloads)
 	// Coefficients: vector j = Σ_t w[j·r+t]·coeffRow(t-th stored row).
 	clear(coeffs)
 	for j := 0; j < m; j++ {

@@ -28,6 +28,7 @@ func (d *Decoder) Combine(coeffs, payload []byte) error {
 	if d.reduce(coeffs) >= 0 {
 		return ErrNotInSpan
 	}
+	d.flush()
 	d.ins = d.ins[:0]
 	w := d.weights(d.n)[:0]
 	for s, ok := range d.has {
