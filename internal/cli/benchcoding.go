@@ -12,14 +12,15 @@ import (
 
 // runBench dispatches "avalanche bench <what>".
 func runBench(ctx context.Context, env *Env, args []string) error {
-	const what = "coding"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := newFlags(env, "bench", what+" [flags]", `
+		fs := newFlags(env, "bench", "coding|route [flags]", `
 Measure performance. Benchmarks:
 
   coding   the coding core: GF(2^8) kernels, encode, recode, decode,
            per-packet verification and SHA-256, beside reference
-           implementations (run "avalanche bench coding -h")`)
+           implementations (run "avalanche bench coding -h")
+  route    the traffic manager: routing decisions per second, /v1/route
+           latency under load, failover time (run "avalanche bench route -h")`)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -27,8 +28,10 @@ Measure performance. Benchmarks:
 		return fmt.Errorf("bench: name a benchmark: %w", errUsage)
 	}
 	switch args[0] {
-	case what:
+	case "coding":
 		return runBenchCoding(ctx, env, args[1:])
+	case "route":
+		return runBenchRoute(ctx, env, args[1:])
 	}
 	return fmt.Errorf("bench: unknown benchmark %q: %w", args[0], errUsage)
 }

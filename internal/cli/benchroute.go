@@ -17,7 +17,7 @@ import (
 	"avalanche/internal/traffic/traffictest"
 )
 
-// benchRouteResult is what `bench-route --json` prints.
+// benchRouteResult is what `bench route --json` prints.
 type benchRouteResult struct {
 	DecisionsPerSecond float64  `json:"decisions_per_second"`
 	P99Microseconds    float64  `json:"p99_microseconds"`
@@ -25,7 +25,7 @@ type benchRouteResult struct {
 }
 
 func runBenchRoute(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "bench-route", "[flags]", `
+	fs := newFlags(env, "bench route", "[flags]", `
 Benchmark the traffic manager on a synthetic world (6 edges, 3 regions,
 4 ISPs; every business rule on):
 
@@ -44,7 +44,7 @@ client is sent to it, with 1 s health probes. -json prints
 		return err
 	}
 	if *dur <= 0 || *dur > 10*time.Minute || *conc < 1 || *conc > 1024 {
-		return fmt.Errorf("bench-route: -duration must be in (0, 10m] and -concurrency in [1, 1024]: %w", errUsage)
+		return fmt.Errorf("bench route: -duration must be in (0, 10m] and -concurrency in [1, 1024]: %w", errUsage)
 	}
 	var res benchRouteResult
 
@@ -166,7 +166,7 @@ func benchHTTP(ctx context.Context, clients []netip.Addr, d time.Duration, conc 
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("bench-route: GET /v1/route: status %d", resp.StatusCode)
+						err = fmt.Errorf("bench route: GET /v1/route: status %d", resp.StatusCode)
 					}
 				}
 				if err != nil {
@@ -188,7 +188,7 @@ func benchHTTP(ctx context.Context, clients []netip.Addr, d time.Duration, conc 
 		return 0, 0, 0, firstErr
 	}
 	if len(all) == 0 {
-		return 0, 0, 0, fmt.Errorf("bench-route: no requests completed")
+		return 0, 0, 0, fmt.Errorf("bench route: no requests completed")
 	}
 	slices.Sort(all)
 	return all[len(all)*99/100], all[len(all)/2], float64(len(all)) / elapsed.Seconds(), nil

@@ -2,8 +2,7 @@ package cli
 
 // commands lists every subcommand, one line each. Keep it sorted by name.
 var commands = []command{
-	{"bench", "measure performance (bench coding: the coding core)", runBench},
-	{"bench-route", "benchmark routing decisions, /v1/route latency and failover", runBenchRoute},
+	{"bench", "measure performance: bench coding, bench route", runBench},
 	{"control", "run a control node: traffic manager, DNS, /healthz, /metrics", runControl},
 	{"demo", "run origin, tracker and N peers on this machine and report", runDemo},
 	{"get", "download content from its swarm, verified and resumable", runGet},

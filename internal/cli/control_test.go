@@ -142,7 +142,7 @@ func TestBenchRouteJSON(t *testing.T) {
 		t.Fatalf("output %q: %v", out.String(), err)
 	}
 	if len(got) != 2 || got["decisions_per_second"] <= 0 || got["p99_microseconds"] <= 0 {
-		t.Errorf("bench-route --json = %v", got)
+		t.Errorf("bench route --json = %v", got)
 	}
 	if err := runBenchRoute(context.Background(), env, []string{"-concurrency", "0"}); err == nil {
 		t.Error("-concurrency 0 accepted")

@@ -43,8 +43,8 @@ func (d *Decoder) Combine(coeffs, payload []byte) error {
 	}
 	var one [1][]byte
 	one[0] = payload
-	d.dot.Reset(1, len(w), w)
-	d.dot.Mul(d.ins, one[:])
+	d.rec.Reset(1, len(w), w)
+	d.rec.Mul(d.ins, one[:])
 	d.ins = d.ins[:0]
 	return nil
 }

@@ -195,13 +195,37 @@ func (s *Swarm) usable(c *conn, g int, now time.Time) (ok, urgent bool) {
 		return !c.useless[g] && len(c.offerReqs[g]) == 0, false
 	}
 	if c.capped[g] {
+		if gen.npending.Load() != 0 || s.outstanding[g] != 0 {
+			return false, false
+		}
 		last := time.Unix(0, gen.progress.Load())
-		if gen.npending.Load() == 0 && now.Sub(last) > urgentAfter {
+		if now.Sub(last) > urgentAfter || !s.othersCanHelp(c, g) {
 			return true, true
 		}
 		return false, false
 	}
 	return true, false
+}
+
+// othersCanHelp reports whether a neighbour other than c might still
+// bring something new of g: one holding it that has not capped it, or a
+// partial one whose offers have not come back empty. Caller holds s.mu.
+func (s *Swarm) othersCanHelp(c *conn, g int) bool {
+	for o := range s.conns {
+		if o == c || o.remote == nil || o.remote[g] == 0 {
+			continue
+		}
+		if o.holds(g) {
+			if !o.capped[g] {
+				return true
+			}
+			continue
+		}
+		if !o.useless[g] {
+			return true
+		}
+	}
+	return false
 }
 
 // pick chooses the generation to ask c for: an active generation c can help
