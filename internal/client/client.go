@@ -96,6 +96,8 @@ type Config struct {
 	// Completed, if set, is called as soon as the file is verified and has
 	// its final name, before any seeding.
 	Completed func(*Result)
+	// Joined, if set, is called with the swarm once joined (diagnostics).
+	Joined func(*swarm.Swarm)
 	// HTTP is the client for sources; default http.DefaultClient with
 	// timeouts.
 	HTTP HTTPDoer
@@ -234,6 +236,9 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	d.sw = sw
+	if d.cfg.Joined != nil {
+		d.cfg.Joined(sw)
+	}
 
 	var wg sync.WaitGroup
 	streamErr := make(chan error, 1)

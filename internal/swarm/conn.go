@@ -538,6 +538,8 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 		switch reason {
 		case wire.RejectCapped:
 			c.capped[g] = true
+		case wire.RejectRetry:
+			// Ask again: the scheduler draws a new vector.
 		default:
 			c.useless[g] = true
 		}

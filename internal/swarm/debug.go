@@ -12,7 +12,7 @@ func (s *Swarm) DebugState() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "active %v\n", s.active)
+	fmt.Fprintf(&b, "active %v conns %d candidates %d\n", s.active, len(s.conns), len(s.candidates))
 	for g, gen := range s.gens {
 		if gen.complete.Load() {
 			continue

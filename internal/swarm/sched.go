@@ -199,7 +199,7 @@ func (s *Swarm) usable(c *conn, g int, now time.Time) (ok, urgent bool) {
 			return false, false
 		}
 		last := time.Unix(0, gen.progress.Load())
-		if now.Sub(last) > urgentAfter || !s.othersCanHelp(c, g) {
+		if now.Sub(last) > urgentAfter && !s.othersCanHelp(c, g) {
 			return true, true
 		}
 		return false, false
@@ -257,7 +257,7 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 		slots *= 2
 	}
 	if len(s.active) < slots {
-		if g := s.choose(c, now); g >= 0 {
+		if g, urgent := s.choose(c, now); g >= 0 {
 			s.active = append(s.active, g)
 			gen := s.gens[g]
 			gen.mu.Lock()
@@ -266,7 +266,7 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 			if gen.progress.Load() == 0 {
 				gen.progress.Store(now.UnixNano())
 			}
-			return g, false
+			return g, urgent
 		}
 	}
 	return -1, false
@@ -274,19 +274,29 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 
 // choose selects a generation to start: one c can help with, that we lack,
 // whose checksums we have, and that is not active yet. Rarest first (fewest
-// blocks among the neighbours), random among ties; in order when streaming.
-// Caller holds s.mu.
-func (s *Swarm) choose(c *conn, now time.Time) int {
+// blocks among the neighbours), random among ties; in order when
+// streaming. Only if there is none does it return one that c, a seed,
+// serves only as urgent (nobody else holds what is missing). Caller holds
+// s.mu.
+func (s *Swarm) choose(c *conn, now time.Time) (int, bool) {
 	best, bestAvail, ties := -1, int32(0), 0
+	urgentPick := -1
 	for g := range s.gens {
 		if s.isActive(g) {
 			continue
 		}
-		if ok, urgent := s.usable(c, g, now); !ok || urgent {
+		ok, urgent := s.usable(c, g, now)
+		if !ok {
+			continue
+		}
+		if urgent {
+			if urgentPick < 0 {
+				urgentPick = g
+			}
 			continue
 		}
 		if s.cfg.Stream {
-			return g
+			return g, false
 		}
 		a := s.avail[g]
 		switch {
@@ -299,7 +309,10 @@ func (s *Swarm) choose(c *conn, now time.Time) int {
 			}
 		}
 	}
-	return best
+	if best < 0 && urgentPick >= 0 {
+		return urgentPick, true
+	}
+	return best, false
 }
 
 // maintain dials candidates while the swarm needs more neighbours and

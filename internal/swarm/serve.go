@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
 
@@ -19,8 +20,16 @@ func (s *Swarm) produce(w want, payload []byte) (wire.RejectReason, bool) {
 		return wire.RejectNotHeld, false
 	}
 	if gen.complete.Load() {
-		if s.cfg.SeedCap > 0 && !w.urgent && float64(gen.sent.Load()) >= s.cfg.SeedCap*float64(gen.blocks) {
+		// Past the cap, serve only urgent wants, and only once every
+		// generation has been sent in full: until then the dimensions sent
+		// are still on their way through the swarm, and a seed that keeps to
+		// one copy must have sent one of every generation.
+		if s.cfg.SeedCap > 0 && float64(gen.sent.Load()) >= s.cfg.SeedCap*float64(gen.blocks) &&
+			(!w.urgent || int(s.seeded.Load()) < len(s.gens)) {
 			return wire.RejectCapped, false
+		}
+		if s.cfg.SeedCap > 0 && !s.freshVector(gen, w.v) {
+			return wire.RejectRetry, false
 		}
 		data, release, err := s.cache.get(w.gen)
 		if err != nil {
@@ -41,6 +50,32 @@ func (s *Swarm) produce(w want, payload []byte) (wire.RejectReason, bool) {
 		return wire.RejectNotHeld, false
 	}
 	return 0, true
+}
+
+// freshVector reports whether a seed should send the block with vector v
+// of whole generation gen: until the seed has sent a full generation's
+// worth of independent vectors, only vectors outside the span of those
+// already sent are, so that one copy's worth of blocks always carries the
+// whole generation (receivers choose vectors at random and would otherwise
+// repeat a dimension once in about 256 generations). Afterwards every
+// vector is.
+func (s *Swarm) freshVector(gen *generation, v []byte) bool {
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
+	if gen.seedDone {
+		return true
+	}
+	if gen.seedBasis == nil {
+		gen.seedBasis = rlnc.NewBasis(gen.blocks)
+	}
+	if !gen.seedBasis.Add(v) {
+		return false
+	}
+	if gen.seedBasis.Rank() == gen.blocks {
+		gen.seedBasis, gen.seedDone = nil, true
+		s.seeded.Add(1)
+	}
+	return true
 }
 
 // checkKey is a downloader's checksum key as issued by the origin.

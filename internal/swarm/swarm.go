@@ -139,6 +139,9 @@ type generation struct {
 	pending []pendingWant // blocks asked for and not yet received
 	sums    []byte        // checksums of the source blocks under our key (downloaders)
 	checker *checker      // verifies blocks of this generation against sums
+
+	seedBasis *rlnc.Basis // span of the vectors sent (sources with a seed cap)
+	seedDone  bool        // a full generation's worth of independent vectors sent
 }
 
 // pendingWant is a block asked for with a Want: from whom, with which
@@ -201,6 +204,7 @@ type Swarm struct {
 		hashFailures  atomic.Int64
 	}
 	completeCount atomic.Int32
+	seeded        atomic.Int32 // generations this node has sent in full (sources)
 }
 
 // PeerAddr is a node to connect to.

@@ -15,6 +15,7 @@ import (
 
 	"avalanche/internal/client"
 	"avalanche/internal/manifest"
+	"avalanche/internal/swarm"
 )
 
 func randomData(n int, seed uint64) []byte {
@@ -54,6 +55,7 @@ type peerRun struct {
 	res    *client.Result
 	err    error
 	rank   atomic.Int64 // blocks held, from progress reports
+	sw     atomic.Pointer[swarm.Swarm]
 }
 
 // startPeers starts n clients; they seed until stopped.
@@ -71,6 +73,7 @@ func startPeers(t *testing.T, ctx context.Context, net *Net, m *manifest.Manifes
 		completed := make(chan struct{})
 		cfg.Completed = func(*client.Result) { close(completed) }
 		cfg.Progress = func(pr client.Progress) { p.rank.Store(pr.Rank) }
+		cfg.Joined = func(s *swarm.Swarm) { p.sw.Store(s) }
 		go func() {
 			defer close(p.done)
 			p.res, p.err = client.Get(pctx, cfg)
@@ -138,6 +141,12 @@ func waitComplete(t *testing.T, ctx context.Context, ps []*peerRun) time.Duratio
 					n++
 				}
 			}
+			for _, p := range ps {
+				if s := p.sw.Load(); s != nil && !p.complete() {
+					t.Logf("%s:\n%s", p.name, s.DebugState())
+					break
+				}
+			}
 			t.Fatalf("timed out: %d of %d peers complete", n, len(ps))
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -168,7 +177,7 @@ func TestTwentyPeers(t *testing.T) {
 		peers, size = 6, 8<<20
 	}
 	const up = 4 << 20
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
 	net := startNet(t, up)
 	m, err := net.Publish(ctx, "build.bin", randomData(size, 1), 64, 32<<10)
@@ -197,7 +206,7 @@ func TestOriginLeaves(t *testing.T) {
 		peers, size = 5, 6<<20
 	}
 	const up = 3 << 20
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
 	net := startNet(t, up)
 	m, err := net.Publish(ctx, "build.bin", randomData(size, 2), 64, 32<<10)
@@ -229,7 +238,7 @@ func TestPeersLeave(t *testing.T) {
 		peers, size = 6, 6<<20
 	}
 	const up = 3 << 20
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
 	net := startNet(t, up)
 	m, err := net.Publish(ctx, "build.bin", randomData(size, 3), 64, 32<<10)

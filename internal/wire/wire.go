@@ -185,6 +185,7 @@ type RejectReason uint8
 const (
 	RejectNotHeld RejectReason = 0 // the sender holds nothing (more) of it
 	RejectCapped  RejectReason = 1 // a seed already sent this generation enough; ask peers (or be Urgent)
+	RejectRetry   RejectReason = 2 // a seed already sent that vector's span; ask again with another
 )
 
 // SumsReq asks the origin for the checksums of generations First..First+N-1.
@@ -382,7 +383,7 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return Request{Gen: g, Count: n}, nil
 		}
 		r := RejectReason(b[6])
-		if r > RejectCapped {
+		if r > RejectRetry {
 			return nil, bad(fmt.Sprintf("reason %d", r))
 		}
 		return Reject{Gen: g, Count: n, Reason: r}, nil
