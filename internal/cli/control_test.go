@@ -87,13 +87,21 @@ func TestControlCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := http.Get(base + "/v1/route?property=devtools&client=198.51.100.7&n=1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Heartbeats reach the routing snapshot at the next sync; poll briefly.
 	var d traffic.Decision
-	json.NewDecoder(resp.Body).Decode(&d)
-	resp.Body.Close()
+	for wait := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get(base + "/v1/route?property=devtools&client=198.51.100.7&n=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = traffic.Decision{}
+		json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if len(d.Edges) > 0 || time.Now().After(wait) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if len(d.Edges) != 1 || d.Edges[0].ID != "nyc-1" || d.TTLSeconds != 10 {
 		t.Errorf("route = %+v", d)
 	}
