@@ -64,6 +64,19 @@ type Object struct {
 	disk     *Disk
 	crc      uint32
 	verified atomic.Bool
+	memo     atomic.Pointer[any]
+}
+
+// Memo returns a value derived from the object (typically its decoded
+// Meta), computing it with f on first use and caching it on the object.
+// Concurrent first calls may each run f; one result wins.
+func (o *Object) Memo(f func(*Object) any) any {
+	if p := o.memo.Load(); p != nil {
+		return *p
+	}
+	v := f(o)
+	o.memo.Store(&v)
+	return v
 }
 
 // Family returns the family of a key: its prefix before the first NUL byte.
