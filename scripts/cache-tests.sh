@@ -70,7 +70,7 @@ trap cleanup EXIT INT TERM
 (cd "$SUITE" && npm_config_protocol=http npm_config_port=$ORIGIN_PORT npm_config_pidfile="$WORK/server.pid" \
 	exec node -r "$WORK/preload.cjs" server/server.mjs) >"$WORK/origin.log" 2>&1 &
 pids="$pids $!"
-"$WORK/avalanche" edge --config "$WORK/edge.json" >"$WORK/edge.log" 2>&1 &
+"$WORK/avalanche" edge ${EDGE_FLAGS:-} --config "$WORK/edge.json" >"$WORK/edge.log" 2>&1 &
 pids="$pids $!"
 
 for i in $(seq 1 50); do

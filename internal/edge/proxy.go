@@ -146,6 +146,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	err := s.serve(cw, r, st, rs)
 	if err != nil {
 		rs.err = err
+		s.log.Debug("edge: request failed", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 		if cw.status == 0 {
 			s.writeError(cw, err)
 		} else if !errors.Is(err, context.Canceled) {
@@ -703,13 +704,22 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 		m.Header.Set("Date", respTime.UTC().Format(http.TimeFormat))
 	}
 	off, total := int64(0), resp.ContentLength
+	partial := false
 	if resp.StatusCode == http.StatusPartialContent {
 		a, b, t, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || t < 0 {
 			return nil, nil, errUncacheable
 		}
+		if resp.ContentLength >= 0 && resp.ContentLength != b-a+1 {
+			return nil, nil, errUncacheable // framing disagrees with Content-Range: do not keep it
+		}
+		if rg, ok := parseRange(r.Header.Get("Range")); ok {
+			if o, n, sat := rg.resolve(t); !sat || o < a || o+n-1 > b {
+				return nil, nil, errUncacheable // not what was asked: hand it through untouched
+			}
+		}
+		partial = true
 		off, total = a, t
-		_ = b
 		m.Status = http.StatusOK
 		m.Header.Del("Content-Range")
 		m.Header.Del("Content-Length")
@@ -738,7 +748,7 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 	}
 	ent := &entry{key: entKey, m: m, tags: surrogateKeys(resp.Header)}
 	ready := make(chan error, 1)
-	go s.fill(ctx, p, ent, resp.Body, off, total, ready)
+	go s.fill(ctx, p, ent, resp.Body, off, total, partial, ready)
 	return ent, ready, nil
 }
 
@@ -756,7 +766,7 @@ func (s *Server) dropSlices(e *entry) {
 // at most one slice long are stored inline with the metadata; anything
 // else (large or partial) is stored as aligned slices. ready is signalled
 // once the entry is servable.
-func (s *Server) fill(ctx context.Context, p *property, ent *entry, body io.Reader, off, total int64, ready chan<- error) {
+func (s *Server) fill(ctx context.Context, p *property, ent *entry, body io.Reader, off, total int64, partial bool, ready chan<- error) {
 	S := s.slice
 	signalled := false
 	signal := func(err error) {
@@ -777,7 +787,7 @@ func (s *Server) fill(ctx context.Context, p *property, ent *entry, body io.Read
 		}
 		return err
 	}
-	if off == 0 && total <= S {
+	if !partial && total <= S {
 		// small (or unknown length): buffer up to one slice
 		buf, err := io.ReadAll(io.LimitReader(body, S+1))
 		if err != nil {

@@ -121,6 +121,11 @@ func (s *Server) serveEntry(w *countingWriter, r *http.Request, p *property, ent
 	m := ent.m
 	h := w.Header()
 	downstreamHeader(h, m.Header)
+	if !rs.cache.Stored {
+		// a reused response omits the fields its qualified no-cache and
+		// private directives name
+		httpcache.StripQualified(h, httpcache.ResponsePolicy(m.Header, &s.hopts).Eff)
+	}
 	h["Age"] = []string{strconv.FormatInt(int64(f.Age/time.Second), 10)}
 	h.Add("Cache-Status", rs.cache.Format(s.node))
 	if httpcache.NotModified(r.Method, r.Header, m.Header) && m.Status == http.StatusOK {
@@ -149,7 +154,8 @@ func (s *Server) serveEntry(w *countingWriter, r *http.Request, p *property, ent
 	if m.Sliced {
 		// make sure the first slice is there before committing to a status
 		if n > 0 && r.Method != http.MethodHead {
-			if _, err := s.sliceData(r.Context(), r, p, ent, off/m.SliceSize, rs); err != nil {
+			idx := off / m.SliceSize
+			if _, err := s.sliceData(r.Context(), r, p, ent, idx, off-idx*m.SliceSize, min(off+n, idx*m.SliceSize+m.SliceSize)-idx*m.SliceSize, rs); err != nil {
 				for k := range h {
 					delete(h, k)
 				}
@@ -218,12 +224,13 @@ func (s *Server) writeSlices(w *countingWriter, r *http.Request, p *property, en
 	end := off + n
 	for pos := off; pos < end; {
 		idx := pos / S
-		sd, err := s.sliceData(r.Context(), r, p, ent, idx, rs)
+		sliceEnd := min(end, idx*S+S)
+		sd, err := s.sliceData(r.Context(), r, p, ent, idx, pos-idx*S, sliceEnd-idx*S, rs)
 		if err != nil {
 			return err
 		}
 		from := pos - (idx*S + sd.lo)
-		to := min(end, idx*S+S) - (idx*S + sd.lo)
+		to := sliceEnd - (idx*S + sd.lo)
 		if from < 0 || to > int64(len(sd.data)) {
 			return fmt.Errorf("%w: slice %d incomplete", ErrOrigin, idx)
 		}
@@ -253,16 +260,17 @@ func (s *Server) storedSlice(key string) (sliceBytes, bool) {
 	return sliceBytes{lo: int64(binary.LittleEndian.Uint64(o.Meta)), data: b[:o.Size]}, true
 }
 
-// sliceData returns slice idx of an entry, complete unless it is the
-// object's last bytes, fetching it from the origin (collapsed) if needed.
-func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, ent *entry, idx int64, rs *reqState) (sliceBytes, error) {
+// sliceData returns slice idx of an entry covering at least bytes
+// [from, to) of the slice, fetching the whole slice from the origin
+// (collapsed) when the stored part does not cover them.
+func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, ent *entry, idx, from, to int64, rs *reqState) (sliceBytes, error) {
 	m := ent.m
 	S := m.SliceSize
 	need := min(S, m.Size-idx*S)
 	key := sliceKey(ent.key, m.Version, idx)
-	complete := func(sd sliceBytes) bool { return sd.lo == 0 && int64(len(sd.data)) >= need }
+	covers := func(sd sliceBytes) bool { return sd.lo <= from && sd.lo+int64(len(sd.data)) >= to }
 	for attempt := 0; attempt < 3; attempt++ {
-		if sd, ok := s.storedSlice(key); ok && complete(sd) {
+		if sd, ok := s.storedSlice(key); ok && covers(sd) {
 			return sd, nil
 		}
 		fl, leader := s.flights.begin("s" + key)
@@ -275,12 +283,20 @@ func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, en
 		sd, err := s.fetchSlice(ctx, r, p, ent, idx, need, rs)
 		if err == nil {
 			var lo [8]byte
+			binary.LittleEndian.PutUint64(lo[:], uint64(sd.lo))
 			_ = s.store.Put(ctx, cachestore.Item{Key: key, Group: p.Name, Tags: ent.tags, Meta: lo[:], Body: sd.data})
+			if !covers(sd) {
+				err = fmt.Errorf("%w: origin did not return the requested range", ErrOrigin)
+			}
 		}
 		s.flights.end("s"+key, fl, err)
 		return sd, err
 	}
-	return s.fetchSlice(ctx, r, p, ent, idx, need, rs)
+	sd, err := s.fetchSlice(ctx, r, p, ent, idx, need, rs)
+	if err == nil && !covers(sd) {
+		err = fmt.Errorf("%w: origin did not return the requested range", ErrOrigin)
+	}
+	return sd, err
 }
 
 // fetchSlice asks the origin for one aligned slice, with If-Range so a
@@ -303,16 +319,19 @@ func (s *Server) fetchSlice(ctx context.Context, r *http.Request, p *property, e
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		a, _, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || a != start || total != m.Size {
+		a, b, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || total != m.Size || !sameValidators(resp.Header, m.Header) && httpcache.StrongValidator(m.Header) != "" {
 			s.store.DeleteFamily(cachestore.Family(ent.key))
 			return sliceBytes{}, errChanged
 		}
-		buf := make([]byte, need)
+		if a < start || b >= start+m.SliceSize {
+			return sliceBytes{}, fmt.Errorf("%w: origin returned bytes %d-%d for slice at %d", ErrOrigin, a, b, start)
+		}
+		buf := make([]byte, b-a+1)
 		if _, err := io.ReadFull(resp.Body, buf); err != nil {
 			return sliceBytes{}, fmt.Errorf("%w: slice body: %v", ErrOrigin, err)
 		}
-		return sliceBytes{data: buf}, nil
+		return sliceBytes{lo: a - start, data: buf}, nil
 	case http.StatusOK:
 		// the origin ignored the range: accept it only if it is the same object
 		if resp.ContentLength != m.Size || !sameValidators(resp.Header, m.Header) {

@@ -25,8 +25,8 @@ type Directives struct {
 
 	MaxStaleAny     bool
 	NoStore         bool
-	NoCache         bool // unqualified no-cache, or qualified (NoCacheFields set)
-	Private         bool // unqualified private, or qualified (PrivateFields set)
+	NoCache         bool // unqualified no-cache
+	Private         bool // unqualified private
 	Public          bool
 	MustRevalidate  bool
 	ProxyRevalidate bool
@@ -36,7 +36,9 @@ type Directives struct {
 	MustUnderstand  bool
 
 	// NoCacheFields and PrivateFields hold the field names of the qualified
-	// forms (no-cache="Set-Cookie"), lowercased.
+	// forms (no-cache="Set-Cookie"), lowercased. A shared cache may store
+	// such a response after removing those fields (RFC 9111 §5.2.2.4,
+	// §5.2.2.7); StripQualified does that.
 	NoCacheFields []string
 	PrivateFields []string
 
@@ -107,14 +109,16 @@ func ParseCacheControl(lines []string) Directives {
 			case "no-store":
 				d.NoStore = true
 			case "no-cache":
-				d.NoCache = true
 				if hasVal {
 					d.NoCacheFields = fieldNames(val)
+				} else {
+					d.NoCache = true
 				}
 			case "private":
-				d.Private = true
 				if hasVal {
 					d.PrivateFields = fieldNames(val)
+				} else {
+					d.Private = true
 				}
 			case "public":
 				d.Public = true
@@ -283,3 +287,14 @@ func ParseSurrogateControl(lines []string, target string) (d Directives, present
 
 // formatDelta formats seconds for a header.
 func formatDelta(n int64) string { return strconv.FormatInt(n, 10) }
+
+// StripQualified removes from h the fields named by qualified no-cache and
+// private directives, so the rest of the response can be stored and reused.
+func StripQualified(h http.Header, d Directives) {
+	for _, f := range d.NoCacheFields {
+		h.Del(f)
+	}
+	for _, f := range d.PrivateFields {
+		h.Del(f)
+	}
+}

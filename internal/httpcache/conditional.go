@@ -83,9 +83,10 @@ func StripHopByHop(h http.Header) {
 }
 
 // notUpdated lists fields a 304 must not replace in a stored response
-// (RFC 9111 §3.2: the cache keeps its own framing).
+// (RFC 9111 §3.2: the cache keeps its own framing, and the entity tag
+// that identifies the stored representation).
 var notUpdated = map[string]bool{"Content-Length": true, "Content-Encoding": true, "Content-Range": true,
-	"Content-Md5": true, "Transfer-Encoding": true, "Etag": false}
+	"Content-Md5": true, "Transfer-Encoding": true, "Etag": true}
 
 // Update304 merges the header of a 304 (or HEAD 200) response into a stored
 // header (RFC 9111 §3.2, §4.3.4): every field present in fresh replaces the

@@ -52,20 +52,9 @@ func ResponsePolicy(h http.Header, o *Options) Policy {
 		return p
 	}
 	if sc, ok := ParseSurrogateControl(h.Values("Surrogate-Control"), o.target()); ok {
-		// Surrogate-Control replaces freshness and storage directives;
-		// privacy and revalidation directives of Cache-Control still hold.
-		eff := p.CC
-		eff.NoStore = eff.NoStore || sc.NoStore
-		if sc.MaxAge >= 0 || sc.Invalid {
-			eff.MaxAge, eff.SMaxAge, eff.Invalid = sc.MaxAge, -1, sc.Invalid
-		}
-		if sc.StaleWhileRevalidate >= 0 {
-			eff.StaleWhileRevalidate = sc.StaleWhileRevalidate
-		}
-		if sc.StaleIfError >= 0 {
-			eff.StaleIfError = sc.StaleIfError
-		}
-		p.Eff = eff
+		// Surrogate-Control is addressed to surrogates and takes precedence
+		// over Cache-Control (W3C Edge Architecture §2.2).
+		p.Eff = sc
 		p.Targeted = true
 	}
 	return p
@@ -145,8 +134,9 @@ func CanStore(method string, reqHeader http.Header, status int, respHeader http.
 }
 
 // Lifetime returns the freshness lifetime of a response (RFC 9111 §4.2.1)
-// and whether it was computed heuristically.
-func Lifetime(status int, h http.Header, o *Options) (time.Duration, bool) {
+// and whether it was computed heuristically. received stands in for a
+// missing or invalid Date header.
+func Lifetime(status int, h http.Header, received time.Time, o *Options) (time.Duration, bool) {
 	p := ResponsePolicy(h, o)
 	if p.Eff.Invalid {
 		return 0, false
@@ -163,10 +153,7 @@ func Lifetime(status int, h http.Header, o *Options) (time.Duration, bool) {
 			if err != nil || len(ev) > 1 {
 				return 0, false // invalid Expires means already expired
 			}
-			date, err := http.ParseTime(h.Get("Date"))
-			if err != nil {
-				return 0, false
-			}
+			date := dateOr(h, received)
 			if d := exp.Sub(date); d > 0 {
 				return d, false
 			}
@@ -178,10 +165,7 @@ func Lifetime(status int, h http.Header, o *Options) (time.Duration, bool) {
 		if err != nil {
 			return 0, true
 		}
-		date, err := http.ParseTime(h.Get("Date"))
-		if err != nil {
-			return 0, true
-		}
+		date := dateOr(h, received)
 		if d := date.Sub(lmt); d > 0 {
 			frac, max := 0.1, 24*time.Hour
 			if o != nil && o.HeuristicFraction > 0 {
@@ -198,6 +182,15 @@ func Lifetime(status int, h http.Header, o *Options) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// dateOr returns the Date header, or received when it is absent or invalid
+// (RFC 9110 §6.6.1: a recipient may take the time it received the message).
+func dateOr(h http.Header, received time.Time) time.Time {
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		return t
+	}
+	return received
 }
 
 func secs(n int64) time.Duration { return time.Duration(n) * time.Second }
@@ -256,7 +249,7 @@ func (f Freshness) Staleness() time.Duration {
 // Evaluate computes the freshness of a stored response at now.
 func Evaluate(status int, h http.Header, requestTime, responseTime, now time.Time, o *Options) Freshness {
 	p := ResponsePolicy(h, o)
-	life, heur := Lifetime(status, h, o)
+	life, heur := Lifetime(status, h, responseTime, o)
 	age, ok := Age(h, requestTime, responseTime, now)
 	f := Freshness{Lifetime: life, Age: age, Heuristic: heur}
 	f.Fresh = ok && age < life

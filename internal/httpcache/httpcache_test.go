@@ -120,7 +120,7 @@ func TestLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, _ := Lifetime(200, tt.resp, nil); got != tt.want {
+			if got, _ := Lifetime(200, tt.resp, now, nil); got != tt.want {
 				t.Errorf("Lifetime = %v, want %v", got, tt.want)
 			}
 		})
