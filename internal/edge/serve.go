@@ -358,4 +358,3 @@ func sameValidators(a, b http.Header) bool {
 	la, lb := a.Get("Last-Modified"), b.Get("Last-Modified")
 	return la != "" && la == lb
 }
-
