@@ -113,7 +113,9 @@ func (e *testEdge) stop() {
 	e.Close()
 }
 
-func prop(o *origin) Property { return Property{Name: "site", Origin: o.URL, Token: "site-token-0123456789"} }
+func prop(o *origin) Property {
+	return Property{Name: "site", Origin: o.URL, Token: "site-token-0123456789"}
+}
 
 type result struct {
 	code int
@@ -653,7 +655,7 @@ func TestMalformedRequests(t *testing.T) {
 	addr := strings.TrimPrefix(e.base, "http://")
 	raw := []string{
 		"GARBAGE GARBAGE GARBAGE GARBAGE\r\n\r\n",
-		"GET /x HTTP/1.1\r\n\r\n",               // no Host
+		"GET /x HTTP/1.1\r\n\r\n", // no Host
 		"GET /x HTTP/1.1\r\nHost: known.test\r\nContent-Length: -5\r\n\r\n",
 		"GET /x HTTP/9.9\r\nHost: known.test\r\n\r\n",
 		"GET \x00 HTTP/1.1\r\nHost: known.test\r\n\r\n",
