@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 )
 
@@ -49,6 +50,7 @@ const (
 	trailerMagic = "AVC1"
 	maxTrailer   = 4<<20 + MaxKeyLen
 	objExt       = ".obj"
+	tmpPrefix    = ".tmp-"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -67,15 +69,10 @@ func OpenDisk(cfg DiskConfig) (*Disk, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Disk{cfg: cfg, ix: newIndex(cfg.Budget), log: log}
-	for _, sub := range []string{"tmp", "objects"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o755); err != nil {
+	for i := 0; i < 256; i++ {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, "objects", fmt.Sprintf("%02x", i)), 0o755); err != nil {
 			return nil, fmt.Errorf("cachestore: open disk: %w", err)
 		}
-	}
-	// leftovers of interrupted writes
-	tmps, _ := os.ReadDir(filepath.Join(cfg.Dir, "tmp"))
-	for _, e := range tmps {
-		removeQuiet(filepath.Join(cfg.Dir, "tmp", e.Name()))
 	}
 	if err := d.load(); err != nil {
 		return nil, err
@@ -86,7 +83,14 @@ func OpenDisk(cfg DiskConfig) (*Disk, error) {
 func (d *Disk) load() error {
 	root := filepath.Join(d.cfg.Dir, "objects")
 	return filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || filepath.Ext(p) != objExt {
+		if err != nil || e.IsDir() {
+			return nil
+		}
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			removeQuiet(p) // leftover of an interrupted write
+			return nil
+		}
+		if filepath.Ext(p) != objExt {
 			return nil
 		}
 		obj, err := readTrailerFile(p)
@@ -274,7 +278,10 @@ func (d *Disk) Put(ctx context.Context, it Item) error {
 	tr := encodeTrailer(trailer{key: it.Key, group: it.Group, tags: it.Tags, meta: it.Meta, bodyLen: int64(len(it.Body)), bodyCRC: crc})
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(d.cfg.Dir, "tmp", hex.EncodeToString(rnd[:]))
+	p := d.pathFor(it.Key)
+	// the temporary file lives beside its final name: one hot temp
+	// directory makes file creation several times slower on ext4
+	tmp := filepath.Join(filepath.Dir(p), tmpPrefix+hex.EncodeToString(rnd[:]))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("cachestore: put %q: %w", it.Key, err)
@@ -299,16 +306,10 @@ func (d *Disk) Put(ctx context.Context, it Item) error {
 		removeQuiet(tmp)
 		return fmt.Errorf("cachestore: put %q: %w", it.Key, err)
 	}
-	p := d.pathFor(it.Key)
 	obj := &Object{Key: it.Key, Group: it.Group, Tags: it.Tags, Meta: it.Meta, Size: int64(len(it.Body)), path: p, disk: d, crc: crc}
 	obj.verified.Store(true)
 	d.ix.mu.Lock()
 	err = os.Rename(tmp, p)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
-			err = os.Rename(tmp, p)
-		}
-	}
 	if err != nil {
 		d.ix.mu.Unlock()
 		removeQuiet(tmp)

@@ -159,7 +159,7 @@ func TestDiskReopen(t *testing.T) {
 	}
 	f.WriteAt([]byte("X"), 0)
 	f.Close()
-	os.WriteFile(filepath.Join(dir, "tmp", "leftover"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "objects", "00", ".tmp-leftover"), []byte("x"), 0o644)
 	os.WriteFile(filepath.Join(dir, "objects", "zz.obj"), []byte("short"), 0o644)
 
 	d2, err := OpenDisk(DiskConfig{Dir: dir})
@@ -183,9 +183,8 @@ func TestDiskReopen(t *testing.T) {
 	if _, ok := d2.Get("bad"); ok {
 		t.Errorf("corrupted object still indexed after failed verification")
 	}
-	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
-	if len(left) != 0 {
-		t.Errorf("temp files left: %d", len(left))
+	if _, err := os.Stat(filepath.Join(dir, "objects", "00", ".tmp-leftover")); err == nil {
+		t.Errorf("temp file of an interrupted write left behind")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "objects", "zz.obj")); err == nil {
 		t.Errorf("truncated object file kept")
