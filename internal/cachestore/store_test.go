@@ -245,3 +245,31 @@ func BenchmarkDiskPut(b *testing.B) {
 		put(b, d, Item{Key: fmt.Sprint("k", i%100), Body: body})
 	}
 }
+
+func TestWriteBehind(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDisk(DiskConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTiered(TieredConfig{Memory: NewMemory(MemoryConfig{}), Disk: d, DiskWriters: 2})
+	for i := 0; i < 200; i++ {
+		put(t, tr, Item{Key: fmt.Sprint("k", i), Group: "g", Body: []byte("v")})
+		if _, ok := tr.Get(fmt.Sprint("k", i)); !ok {
+			t.Fatalf("object %d not readable right after Put", i)
+		}
+	}
+	tr.Delete("k7")
+	tr.DeleteFamily("k8")
+	tr.Close()
+	d2, err := OpenDisk(DiskConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := d2.Stats(); st.Objects != 198 {
+		t.Errorf("after Close and reopen: %d objects on disk, want 198", st.Objects)
+	}
+	if _, ok := d2.Get("k7"); ok {
+		t.Errorf("deleted object written behind")
+	}
+}

@@ -566,9 +566,11 @@ func TestRestartKeepsDiskTier(t *testing.T) {
 		}
 		return cachestore.NewTiered(cachestore.TieredConfig{Memory: cachestore.NewMemory(cachestore.MemoryConfig{}), Disk: d})
 	}
-	e := startEdge(t, Config{Properties: []Property{prop(o)}, Store: open(), SliceSize: 1 << 20})
+	st := open()
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, Store: st, SliceSize: 1 << 20})
 	first := get(t, e.base+"/file")
 	e.stop()
+	st.Close() // flushes write-behind
 	o.Close()
 	e2 := startEdge(t, Config{Properties: []Property{prop(o)}, Store: open(), SliceSize: 1 << 20})
 	r := get(t, e2.base+"/file")
