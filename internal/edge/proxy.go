@@ -462,7 +462,7 @@ func (s *Server) serveCacheable(w *countingWriter, r *http.Request, st *state, p
 				rs.cache = httpcache.Status{Hit: true, HasTTL: true, TTL: int64((f.Lifetime - f.Age) / time.Second), Collapsed: collapsed}
 				return s.serveEntry(w, r, p, ent, f, rs)
 			}
-			reqForbidsStale := rcc.NoCache || rcc.MaxAge >= 0 || httpcache.ParseCacheControl(nil).NoCache
+			reqForbidsStale := rcc.NoCache || rcc.MaxAge >= 0
 			if !f.Fresh && !f.MustRevalidate && f.StaleWhileRevalidate > 0 && f.Staleness() <= f.StaleWhileRevalidate && !reqForbidsStale {
 				s.revalidateAsync(r, p, host, key, ent, rs)
 				rs.cache = httpcache.Status{Hit: true, HasTTL: true, TTL: int64((f.Lifetime - f.Age) / time.Second), Detail: "stale-while-revalidate"}
