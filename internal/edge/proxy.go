@@ -559,7 +559,15 @@ func (s *Server) fetch(w *countingWriter, r *http.Request, p *property, host, ke
 		}
 	}
 	ent, ready, storeErr := s.store1(ctx, r, p, host, key, stale, resp, reqTime, respTime)
+	if storeErr == nil {
+		if err = <-ready; errors.Is(err, errNotStored) {
+			storeErr = err // nothing of the body was consumed: hand it through
+		}
+	}
 	if storeErr != nil {
+		if stale != nil && resp.StatusCode < 500 {
+			s.store.Delete(stale.key) // the origin no longer lets us keep it
+		}
 		// not storable: hand the response through as it is
 		done(errUncacheable)
 		if resp.StatusCode == http.StatusNotModified && stale == nil {
@@ -571,7 +579,6 @@ func (s *Server) fetch(w *countingWriter, r *http.Request, p *property, host, ke
 		w.WriteHeader(resp.StatusCode)
 		return s.copyBody(w, resp.Body, r)
 	}
-	err = <-ready
 	done(err)
 	if err != nil {
 		return err
@@ -820,7 +827,7 @@ func (s *Server) fill(ctx context.Context, p *property, ent *entry, body io.Read
 	if total >= 0 {
 		m.Size = total
 		if err := putMeta(nil); err != nil {
-			signal(errUncacheable)
+			signal(errNotStored)
 			return
 		}
 		signal(nil)

@@ -306,4 +306,8 @@ func (f *flight) wait(ctx context.Context) error {
 	}
 }
 
-var errUncacheable = errors.New("edge: response not stored")
+var (
+	errUncacheable = errors.New("edge: response not stored")
+	// errNotStored says a fill gave up before reading any of the body.
+	errNotStored = errors.New("edge: response could not be stored")
+)
