@@ -32,17 +32,27 @@ type meta struct {
 	Vary      []string    `json:"vy,omitempty"` // stub: the Vary names
 	TTL       int64       `json:"ttl,omitempty"`
 	URL       string      `json:"u,omitempty"`
+
+	an *httpcache.Analysis // computed once per stored version
 }
 
-func decodeMeta(o *cachestore.Object) any {
+// analyze fills m.an; call before sharing m.
+func (m *meta) analyze(o *httpcache.Options) *meta {
+	if !m.Stub {
+		m.an = httpcache.Analyze(m.Status, m.Header, time.Unix(0, m.ReqTime), time.Unix(0, m.RespTime), o)
+	}
+	return m
+}
+
+func (s *Server) decodeMeta(o *cachestore.Object) any {
 	var m meta
 	if err := json.Unmarshal(o.Meta, &m); err != nil || (m.Header == nil && !m.Stub) {
 		return (*meta)(nil)
 	}
-	return &m
+	return m.analyze(&s.hopts)
 }
 
-func metaOf(o *cachestore.Object) *meta { return o.Memo(decodeMeta).(*meta) }
+func (s *Server) metaOf(o *cachestore.Object) *meta { return o.Memo(s.decodeFn).(*meta) }
 
 // entry is a stored (or just fetched) response ready to serve.
 type entry struct {
@@ -55,11 +65,22 @@ type entry struct {
 
 // reqState carries per-request facts to logging and metrics.
 type reqState struct {
-	prop   string
-	cache  httpcache.Status
-	trace  traceContext
-	client string
-	err    error
+	prop     string
+	cache    httpcache.Status
+	incoming string // the client's traceparent
+	tc       traceContext
+	traced   bool
+	err      error
+}
+
+// trace returns the request's trace context, continuing the client's
+// traceparent or starting a trace, on first use (a cache hit that is not
+// logged never needs one).
+func (rs *reqState) trace() traceContext {
+	if !rs.traced {
+		rs.tc, rs.traced = newTrace(rs.incoming), true
+	}
+	return rs.tc
 }
 
 const keySep = "\x1f"
@@ -128,8 +149,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	st := s.state.Load()
 	cw := &countingWriter{ResponseWriter: w}
-	rs := &reqState{trace: newTrace(r.Header.Get("Traceparent"))}
-	rs.client, _ = clientPrefix(r.RemoteAddr)
+	rs := &reqState{incoming: r.Header.Get("Traceparent")}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -187,14 +207,18 @@ func (s *Server) finish(st *state, r *http.Request, cw *countingWriter, rs *reqS
 	s.met.requests.WithLabelValues(prop, short, codeClass(status)).Inc()
 	s.met.respBytes.WithLabelValues(prop).Add(float64(cw.header + cw.body))
 	s.met.duration.WithLabelValues(prop).Observe(dur.Seconds())
-	line := &LogLine{Time: logTime(start), Property: prop, Node: s.node, Client: rs.client, Method: r.Method, Host: r.Host,
-		Path: r.URL.RequestURI(), Proto: r.Proto, Status: status, BytesSent: cw.header + cw.body, BodyBytes: cw.body,
-		Duration: dur.Seconds(), CacheStatus: short, Range: r.Header.Get("Range"), TraceID: rs.trace.traceID, UserAgent: r.UserAgent()}
+	al := st.accessLog
 	if p := st.byName[rs.prop]; p != nil && p.AccessLog != nil {
-		p.AccessLog.Write(line)
-	} else {
-		st.accessLog.Write(line)
+		al = p.AccessLog
 	}
+	if al == nil {
+		return
+	}
+	client, _ := clientPrefix(r.RemoteAddr)
+	line := &LogLine{Time: logTime(start), Property: prop, Node: s.node, Client: client, Method: r.Method, Host: r.Host,
+		Path: r.URL.RequestURI(), Proto: r.Proto, Status: status, BytesSent: cw.header + cw.body, BodyBytes: cw.body,
+		Duration: dur.Seconds(), CacheStatus: short, Range: r.Header.Get("Range"), TraceID: rs.trace().traceID, UserAgent: r.UserAgent()}
+	al.Write(line)
 }
 
 func (s *Server) serve(w *countingWriter, r *http.Request, st *state, rs *reqState) error {
@@ -258,7 +282,7 @@ func (s *Server) originRequest(ctx context.Context, r *http.Request, p *property
 		}
 	}
 	out.Header.Del("Traceparent")
-	out.Header.Set("Traceparent", rs.trace.header())
+	out.Header.Set("Traceparent", rs.trace().header())
 	if ip, _ := clientPrefix(r.RemoteAddr); ip != "" {
 		if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
 			ip = prior + ", " + ip
@@ -292,7 +316,9 @@ func (s *Server) roundTrip(p *property, req *http.Request) (*http.Response, erro
 	return resp, nil
 }
 
-// downstreamHeader copies an origin header for the client.
+// downstreamHeader copies a header for the client, leaving out the
+// fields addressed to surrogates. Stored headers are already free of
+// hop-by-hop fields; pass-through responses are stripped by the caller.
 func downstreamHeader(dst, src http.Header) {
 	for k, v := range src {
 		switch k {
@@ -301,6 +327,11 @@ func downstreamHeader(dst, src http.Header) {
 		}
 		dst[k] = v
 	}
+}
+
+// passHeader copies an origin response header for the client.
+func passHeader(dst, src http.Header) {
+	downstreamHeader(dst, src)
 	httpcache.StripHopByHop(dst)
 }
 
@@ -331,7 +362,7 @@ func (s *Server) pass(w *countingWriter, r *http.Request, st *state, p *property
 	if !isSafe(r.Method) && resp.StatusCode < 400 {
 		s.invalidate(r, p, host, resp.Header)
 	}
-	downstreamHeader(w.Header(), resp.Header)
+	passHeader(w.Header(), resp.Header)
 	w.Header().Add("Cache-Status", rs.cache.Format(s.node))
 	w.WriteHeader(resp.StatusCode)
 	return s.copyBody(w, resp.Body, r)
@@ -414,7 +445,11 @@ func hasExplicitFreshness(h http.Header) bool {
 
 // freshness evaluates an entry now, applying the property's default TTL.
 func (s *Server) freshness(m *meta, now time.Time) httpcache.Freshness {
-	f := httpcache.Evaluate(m.Status, m.Header, time.Unix(0, m.ReqTime), time.Unix(0, m.RespTime), now, &s.hopts)
+	an := m.an
+	if an == nil {
+		an = httpcache.Analyze(m.Status, m.Header, time.Unix(0, m.ReqTime), time.Unix(0, m.RespTime), &s.hopts)
+	}
+	f := an.At(now)
 	if m.TTL > 0 && f.Lifetime == 0 && !f.NoCache {
 		f.Lifetime = time.Duration(m.TTL) * time.Second
 		f.Fresh = f.Age < f.Lifetime
@@ -429,7 +464,7 @@ func (s *Server) lookup(key string, r *http.Request) (ent *entry, vkey string, v
 	if !ok {
 		return nil, key, false
 	}
-	m := metaOf(o)
+	m := s.metaOf(o)
 	if m == nil {
 		s.store.Delete(key)
 		return nil, key, false
@@ -440,7 +475,7 @@ func (s *Server) lookup(key string, r *http.Request) (ent *entry, vkey string, v
 		if !ok {
 			return nil, vkey, true
 		}
-		vm := metaOf(vo)
+		vm := s.metaOf(vo)
 		if vm == nil {
 			return nil, vkey, true
 		}
@@ -451,14 +486,16 @@ func (s *Server) lookup(key string, r *http.Request) (ent *entry, vkey string, v
 
 func (s *Server) serveCacheable(w *countingWriter, r *http.Request, st *state, p *property, host string, rs *reqState) error {
 	key := primaryKey(p, host, r.URL.RequestURI())
-	rcc := httpcache.ParseCacheControl(r.Header.Values("Cache-Control"))
+	ccLines := r.Header["Cache-Control"]
+	rcc := httpcache.ParseCacheControl(ccLines)
+	pragma := len(ccLines) == 0 && len(r.Header["Pragma"]) > 0 && httpcache.IsPragmaNoCache(r.Header)
 	collapsed := false
 	for attempt := 0; ; attempt++ {
 		now := s.now()
 		ent, vkey, varyMiss := s.lookup(key, r)
 		if ent != nil {
 			f := s.freshness(ent.m, now)
-			if httpcache.RequestAllows(r.Header, f) {
+			if httpcache.RequestDirectivesAllow(rcc, pragma, f) {
 				rs.cache = httpcache.Status{Hit: true, HasTTL: true, TTL: int64((f.Lifetime - f.Age) / time.Second), Collapsed: collapsed}
 				return s.serveEntry(w, r, p, ent, f, rs)
 			}
@@ -574,7 +611,7 @@ func (s *Server) fetch(w *countingWriter, r *http.Request, p *property, host, ke
 			// only possible when the origin ignored our unconditional request
 			resp.StatusCode = http.StatusBadGateway
 		}
-		downstreamHeader(w.Header(), resp.Header)
+		passHeader(w.Header(), resp.Header)
 		w.Header().Add("Cache-Status", rs.cache.Format(s.node))
 		w.WriteHeader(resp.StatusCode)
 		return s.copyBody(w, resp.Body, r)
@@ -620,6 +657,7 @@ func (s *Server) revalidateAsync(r *http.Request, p *property, host, key string,
 	if !leader {
 		return
 	}
+	tc := rs.trace()
 	r2 := r.Clone(s.bgCtx)
 	r2.Method = http.MethodGet
 	r2.Header.Del("Range")
@@ -629,7 +667,7 @@ func (s *Server) revalidateAsync(r *http.Request, p *property, host, key string,
 		ctx, cancel := context.WithTimeout(s.bgCtx, s.originTO+30*time.Second)
 		defer cancel()
 		r2 = r2.WithContext(ctx)
-		brs := &reqState{trace: rs.trace, prop: p.Name}
+		brs := &reqState{tc: tc, traced: true, prop: p.Name}
 		err := s.fetch(&countingWriter{ResponseWriter: discardWriter{h: http.Header{}}}, r2, p, host, key, ent, brs, func(error) {})
 		s.flights.end(fk, fl, err)
 	}()
@@ -648,6 +686,7 @@ func (s *Server) refresh(p *property, ent *entry, h http.Header, reqTime, respTi
 	m.Header = ent.m.Header.Clone()
 	httpcache.Update304(m.Header, h)
 	m.ReqTime, m.RespTime = reqTime.UnixNano(), respTime.UnixNano()
+	m.analyze(&s.hopts)
 	ne := &entry{key: ent.key, m: &m, tags: surrogateKeys(m.Header)}
 	var body []byte
 	if !m.Sliced {
@@ -753,6 +792,7 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 	if old != nil && old.m.Sliced && old.key == entKey {
 		s.dropSlices(old)
 	}
+	m.analyze(&s.hopts)
 	ent := &entry{key: entKey, m: m, tags: surrogateKeys(resp.Header)}
 	ready := make(chan error, 1)
 	go s.fill(ctx, p, ent, resp.Body, off, total, partial, ready)

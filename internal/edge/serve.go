@@ -124,7 +124,9 @@ func (s *Server) serveEntry(w *countingWriter, r *http.Request, p *property, ent
 	if !rs.cache.Stored {
 		// a reused response omits the fields its qualified no-cache and
 		// private directives name
-		httpcache.StripQualified(h, httpcache.ResponsePolicy(m.Header, &s.hopts).Eff)
+		if m.an != nil && (len(m.an.Policy.Eff.NoCacheFields) > 0 || len(m.an.Policy.Eff.PrivateFields) > 0) {
+			httpcache.StripQualified(h, m.an.Policy.Eff)
+		}
 	}
 	h["Age"] = []string{strconv.FormatInt(int64(f.Age/time.Second), 10)}
 	h.Add("Cache-Status", rs.cache.Format(s.node))

@@ -40,6 +40,7 @@ type Server struct {
 	now       func() time.Time
 	transport *http.Transport
 	flights   flightGroup
+	decodeFn  func(*cachestore.Object) any
 	state     atomic.Pointer[state]
 	hopts     httpcache.Options
 	originTO  time.Duration
@@ -97,6 +98,7 @@ func New(cfg Config) (*Server, error) {
 		s.originTO = 30 * time.Second
 	}
 	s.hopts = httpcache.Options{SurrogateTarget: "avalanche"}
+	s.decodeFn = s.decodeMeta
 	s.met = newMetrics(s.store.Stats, s.node)
 	s.transport = &http.Transport{
 		Proxy:                 nil,

@@ -246,28 +246,63 @@ func (f Freshness) Staleness() time.Duration {
 	return 0
 }
 
-// Evaluate computes the freshness of a stored response at now.
-func Evaluate(status int, h http.Header, requestTime, responseTime, now time.Time, o *Options) Freshness {
+// Analysis is what can be worked out once about a stored response; At
+// then gives its freshness at any moment without parsing headers again.
+// An Analysis is immutable and safe for concurrent use.
+type Analysis struct {
+	Policy    Policy
+	Lifetime  time.Duration
+	Heuristic bool
+	initial   time.Duration // corrected initial age (RFC 9111 §4.2.3)
+	ageOK     bool
+	received  time.Time
+	swr, sie  time.Duration
+	mustReval bool
+	noCache   bool
+}
+
+// Analyze reads a stored response's header once.
+func Analyze(status int, h http.Header, requestTime, responseTime time.Time, o *Options) *Analysis {
 	p := ResponsePolicy(h, o)
 	life, heur := Lifetime(status, h, responseTime, o)
-	age, ok := Age(h, requestTime, responseTime, now)
-	f := Freshness{Lifetime: life, Age: age, Heuristic: heur}
-	f.Fresh = ok && age < life
-	if !ok {
-		f.Age = life + time.Second
+	ageValue, ok := ParseAge(h)
+	apparent := time.Duration(0)
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		if d := responseTime.Sub(date); d > 0 {
+			apparent = d.Truncate(time.Second)
+		}
 	}
+	corrected := secs(ageValue) + responseTime.Sub(requestTime)
+	a := &Analysis{Policy: p, Lifetime: life, Heuristic: heur, initial: max(apparent, corrected), ageOK: ok, received: responseTime}
 	if p.Eff.StaleWhileRevalidate > 0 {
-		f.StaleWhileRevalidate = secs(p.Eff.StaleWhileRevalidate)
+		a.swr = secs(p.Eff.StaleWhileRevalidate)
 	}
 	if p.Eff.StaleIfError > 0 {
-		f.StaleIfError = secs(p.Eff.StaleIfError)
+		a.sie = secs(p.Eff.StaleIfError)
 	}
-	f.NoCache = p.Eff.NoCache
-	f.MustRevalidate = p.Eff.MustRevalidate || p.Eff.ProxyRevalidate || p.Eff.SMaxAge >= 0 || p.Eff.NoCache
-	if f.NoCache {
-		f.Fresh = false
+	a.noCache = p.Eff.NoCache
+	a.mustReval = p.Eff.MustRevalidate || p.Eff.ProxyRevalidate || p.Eff.SMaxAge >= 0 || p.Eff.NoCache
+	return a
+}
+
+// At returns the freshness at now.
+func (a *Analysis) At(now time.Time) Freshness {
+	age := a.initial + now.Sub(a.received)
+	if age < 0 {
+		age = 0
+	}
+	f := Freshness{Lifetime: a.Lifetime, Age: age, Heuristic: a.Heuristic, StaleWhileRevalidate: a.swr, StaleIfError: a.sie,
+		MustRevalidate: a.mustReval, NoCache: a.noCache}
+	f.Fresh = a.ageOK && age < a.Lifetime && !a.noCache
+	if !a.ageOK {
+		f.Age = a.Lifetime + time.Second
 	}
 	return f
+}
+
+// Evaluate computes the freshness of a stored response at now.
+func Evaluate(status int, h http.Header, requestTime, responseTime, now time.Time, o *Options) Freshness {
+	return Analyze(status, h, requestTime, responseTime, o).At(now)
 }
 
 // RequestAllows reports whether a request's own Cache-Control lets a stored
@@ -275,8 +310,15 @@ func Evaluate(status int, h http.Header, requestTime, responseTime, now time.Tim
 // (RFC 9111 §5.2.1): no-cache and max-age=0 force validation, min-fresh
 // asks for remaining life, max-stale accepts some staleness.
 func RequestAllows(reqHeader http.Header, f Freshness) bool {
-	rc := ParseCacheControl(reqHeader.Values("Cache-Control"))
-	if rc.NoCache || (rc.MaxAge < 0 && isPragmaNoCache(reqHeader) && len(reqHeader.Values("Cache-Control")) == 0) {
+	cc := reqHeader.Values("Cache-Control")
+	return RequestDirectivesAllow(ParseCacheControl(cc), len(cc) == 0 && isPragmaNoCache(reqHeader), f)
+}
+
+// RequestDirectivesAllow is RequestAllows with the request's Cache-Control
+// already parsed; pragmaNoCache reports a "Pragma: no-cache" on a request
+// without Cache-Control (RFC 9111 §5.4).
+func RequestDirectivesAllow(rc Directives, pragmaNoCache bool, f Freshness) bool {
+	if rc.NoCache || pragmaNoCache {
 		return false
 	}
 	if rc.MaxAge >= 0 && f.Age >= secs(rc.MaxAge) {
@@ -296,6 +338,9 @@ func RequestAllows(reqHeader http.Header, f Freshness) bool {
 	}
 	return rc.MaxStale >= 0 && f.Staleness() <= secs(rc.MaxStale)
 }
+
+// IsPragmaNoCache reports whether a request carries Pragma: no-cache.
+func IsPragmaNoCache(h http.Header) bool { return isPragmaNoCache(h) }
 
 func isPragmaNoCache(h http.Header) bool {
 	for _, v := range h.Values("Pragma") {
