@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -769,5 +770,65 @@ func TestConfigFile(t *testing.T) {
 		if _, err := ParseFile([]byte(bad)); err == nil {
 			t.Errorf("ParseFile(%q) accepted", bad)
 		}
+	}
+}
+
+func TestSlowReaderIsDropped(t *testing.T) {
+	big := bigBody(32 << 20)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(big)
+	})
+	var logBuf syncBuf
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, AccessLog: NewAccessLog(&logBuf),
+		Limits: Limits{Disabled: true, SlowClientTimeout: 300 * time.Millisecond}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprint(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	// read nothing: the edge must give up on this client by itself
+	deadline := time.Now().Add(5 * time.Second)
+	for logBuf.String() == "" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var l LogLine
+	if err := json.Unmarshal([]byte(logBuf.String()), &l); err != nil {
+		t.Fatalf("no access-log line 5 s after the client stalled: the request is still being served")
+	}
+	if l.BodyBytes >= int64(len(big)) {
+		t.Errorf("stalled client logged %d body bytes, want the transfer cut short", l.BodyBytes)
+	}
+}
+
+func TestAccessLogRotation(t *testing.T) {
+	path := t.TempDir() + "/access.log"
+	l, err := OpenAccessLog(path, 300, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		l.Write(&LogLine{Time: logTime(time.Now()), Property: "p", Path: fmt.Sprint("/", i)})
+	}
+	l.Close()
+	for _, f := range []string{path, path + ".1", path + ".2"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(b) > 300 {
+			t.Errorf("%s is %d bytes, over the 300-byte limit", f, len(b))
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var ll LogLine
+			if err := json.Unmarshal([]byte(line), &ll); err != nil {
+				t.Errorf("%s: bad line %q", f, line)
+			}
+		}
+	}
+	if _, err := os.Stat(path + ".3"); err == nil {
+		t.Errorf("more rotated files kept than asked")
 	}
 }

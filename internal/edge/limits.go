@@ -2,6 +2,7 @@ package edge
 
 import (
 	"container/list"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -138,4 +139,21 @@ func (c *limitedConn) Close() error {
 		<-c.l.sem
 	})
 	return err
+}
+
+// ReadFrom lets net/http hand file bodies to sendfile through the wrapper.
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite half-closes TCP connections, which net/http uses to end a
+// response cleanly before closing.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
