@@ -3,7 +3,7 @@
 # with wrk (1 KiB hits, 1 MiB hits, misses), same origin, same pinning.
 # Installs nginx and wrk from Debian when run as root; otherwise skips with
 # a message. Prints a table and JSON (also written to
-# bench/results/edge.json). Env: DURATION (default 10s), PIN (true),
+# bench/results/edge.json). Env: DURATION (default 10s), ROUNDS (3), PIN (true),
 # MEM (edge memory budget, 256MiB).
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,5 +25,5 @@ if [ -n "$need" ]; then
 fi
 mkdir -p tmp bench/results
 go build -o tmp/avalanche-bench ./cmd/avalanche
-exec go run ./bench/edgebench -avalanche tmp/avalanche-bench -duration "${DURATION:-10s}" -pin="${PIN:-true}" \
+exec go run ./bench/edgebench -avalanche tmp/avalanche-bench -duration "${DURATION:-10s}" -rounds "${ROUNDS:-3}" -pin="${PIN:-true}" \
 	-mem "${MEM:-256MiB}" -json bench/results/edge.json

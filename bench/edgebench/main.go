@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,7 @@ type report struct {
 	CPUs      int                `json:"cpus"`
 	Pinned    bool               `json:"pinned"`
 	Duration  string             `json:"duration"`
+	Rounds    int                `json:"rounds"`
 	Workers   int                `json:"server_workers"`
 	Results   []measurement      `json:"results"`
 	Ratios    map[string]float64 `json:"rps_ratio_edge_to_nginx"`
@@ -70,8 +72,9 @@ func main() {
 	workers := flag.Int("workers", 0, "server worker processes/threads (0: 1 when pinned, else all CPUs)")
 	out := flag.String("json", "", "write the JSON report here too")
 	mem := flag.String("mem", "256MiB", "edge memory budget")
+	rounds := flag.Int("rounds", 3, "alternating rounds per scenario; the median is reported")
 	flag.Parse()
-	if err := run(*bin, *dur, *pin, *workers, *out, *mem); err != nil {
+	if err := run(*bin, *dur, *pin, *workers, *rounds, *out, *mem); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		os.Exit(1)
 	}
@@ -269,7 +272,7 @@ func wrk(pin string, base string, sc scenario, dur time.Duration, dir string) (m
 	return m, nil
 }
 
-func run(bin string, dur time.Duration, pin bool, workers int, out, mem string) error {
+func run(bin string, dur time.Duration, pin bool, workers, rounds int, out, mem string) error {
 	if err := need("nginx", "wrk", "taskset"); err != nil {
 		fmt.Println("edgebench: skipped:", err)
 		return nil
@@ -352,7 +355,7 @@ request = function()
   return wrk.format(nil, "/miss/" .. id .. "/" .. n)
 end`},
 	}
-	rep := report{Time: time.Now().UTC().Format(time.RFC3339), CPUs: cpus, Pinned: pin, Duration: dur.String(), Workers: workers,
+	rep := report{Time: time.Now().UTC().Format(time.RFC3339), CPUs: cpus, Pinned: pin, Duration: dur.String(), Rounds: rounds, Workers: workers,
 		Ratios: map[string]float64{}, RSSMiB: map[string]float64{}, EdgeMem: mem}
 	if v, err := exec.Command("nginx", "-v").CombinedOutput(); err == nil {
 		rep.NginxInfo = strings.TrimSpace(string(v))
@@ -368,6 +371,15 @@ end`},
 		{"edge", fmt.Sprintf("http://127.0.0.1:%d", eport), []string{abs, "edge", "--config", filepath.Join(edir, "edge.json")},
 			[]string{fmt.Sprintf("GOMAXPROCS=%d", workers)}},
 	}
+	// both servers run for the whole measurement; scenarios alternate
+	// between them round by round so load from elsewhere on the machine
+	// hits both alike, and the median round is reported
+	procs := map[string]*proc{}
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
 	for _, sv := range servers {
 		os.Setenv("GOMAXPROCS", strconv.Itoa(workers))
 		p, err := startProc(sv.name, serverCPU, sv.args...)
@@ -375,8 +387,8 @@ end`},
 		if err != nil {
 			return err
 		}
+		procs[sv.name] = p
 		if err := waitHTTP(sv.base + "/1k/obj"); err != nil {
-			p.stop()
 			return err
 		}
 		for _, path := range []string{"/1k/obj", "/1m/obj"} { // warm: store, then hit
@@ -387,18 +399,28 @@ end`},
 				}
 			}
 		}
-		for _, sc := range scenarios {
-			m, err := wrk(wrkCPU, sv.base, sc, dur, dir)
-			if err != nil {
-				p.stop()
-				return err
+	}
+	for _, sc := range scenarios {
+		runs := map[string][]measurement{}
+		for round := 0; round < rounds; round++ {
+			for _, sv := range servers {
+				m, err := wrk(wrkCPU, sv.base, sc, dur, dir)
+				if err != nil {
+					return err
+				}
+				m.Server = sv.name
+				runs[sv.name] = append(runs[sv.name], m)
+				fmt.Fprintf(os.Stderr, "round %d %-6s %-10s %10.0f req/s\n", round+1, sv.name, sc.Name, m.RPS)
 			}
-			m.Server = sv.name
-			rep.Results = append(rep.Results, m)
-			fmt.Fprintf(os.Stderr, "%-6s %-10s %10.0f req/s\n", sv.name, sc.Name, m.RPS)
 		}
-		rep.RSSMiB[sv.name] = rssMiB(p.cmd.Process.Pid)
-		p.stop()
+		for _, sv := range servers {
+			rs := runs[sv.name]
+			sort.Slice(rs, func(i, j int) bool { return rs[i].RPS < rs[j].RPS })
+			rep.Results = append(rep.Results, rs[len(rs)/2])
+		}
+	}
+	for _, sv := range servers {
+		rep.RSSMiB[sv.name] = rssMiB(procs[sv.name].cmd.Process.Pid)
 	}
 	byKey := map[string]measurement{}
 	for _, m := range rep.Results {
@@ -416,7 +438,8 @@ end`},
 		fmt.Printf("%-10s | %12.0f %12.0f | %9.1f %9.1f | %6.2fms %6.2fms | %5.2fx\n", sc.Name, e.RPS, n.RPS, e.MBps, n.MBps, e.P99Ms, n.P99Ms, ratio)
 	}
 	fmt.Printf("RSS after run: edge %.1f MiB (memory budget %s), nginx %.1f MiB (all processes)\n", rep.RSSMiB["edge"], mem, rep.RSSMiB["nginx"])
-	fmt.Printf("%d CPUs; servers pinned: %v (server on CPU 0, %d worker(s); wrk 1 thread on the others)\n", cpus, pin, workers)
+	fmt.Printf("%d CPUs; servers pinned: %v (server on CPU 0, %d worker(s); wrk 1 thread on the others); median of %d alternating rounds of %s\n",
+		cpus, pin, workers, rounds, dur)
 	b, _ := json.Marshal(rep)
 	if out != "" {
 		if err := os.WriteFile(out, b, 0o644); err != nil {

@@ -377,6 +377,30 @@ func TestSlicedRanges(t *testing.T) {
 	}
 }
 
+func TestLargeObjectOneFetch(t *testing.T) {
+	content := bigBody(5<<20 + 7)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Length", fmt.Sprint(len(content)))
+		w.Write(content)
+	})
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, SliceSize: 1 << 20})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := get(t, e.base+"/big"); r.body != string(content) {
+				t.Errorf("concurrent full GET: %d bytes, content differs", len(r.body))
+			}
+		}()
+	}
+	wg.Wait()
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("4 concurrent full GETs of a 5 MiB object made %d origin requests, want 1", n)
+	}
+}
+
 type countW struct {
 	http.ResponseWriter
 	n *atomic.Int64

@@ -864,17 +864,24 @@ func (s *Server) fill(ctx context.Context, p *property, ent *entry, body io.Read
 		body = io.MultiReader(strings.NewReader(string(buf)), body)
 	}
 	m.Sliced, m.SliceSize, m.Version = true, S, randHex(8)
+	pos := off
+	// claim the first slice before the entry becomes visible, so readers
+	// wait for this fill instead of fetching the slice themselves
+	pending, pendingLeader := s.flights.begin("s" + sliceKey(ent.key, m.Version, pos/S))
+	if !pendingLeader {
+		pending = nil
+	}
 	if total >= 0 {
 		m.Size = total
 		if err := putMeta(nil); err != nil {
+			if pending != nil {
+				s.flights.end("s"+sliceKey(ent.key, m.Version, pos/S), pending, errNotStored)
+			}
 			signal(errNotStored)
 			return
 		}
 		signal(nil)
 	}
-	pos := off
-	var pending *flight
-	pendingLeader := false
 	defer func() {
 		if pending != nil {
 			s.flights.end("s"+sliceKey(ent.key, m.Version, pos/S), pending, errUncacheable)
