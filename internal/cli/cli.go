@@ -57,6 +57,15 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
+// Exit codes shared by every command: 0 success, 1 other errors, 2 usage.
+const (
+	exitNotFound    = 3 // the content (or property) does not exist
+	exitUnreachable = 4 // no origin, edge or tracker could be reached
+	exitIntegrity   = 5 // a signature or hash did not verify
+	exitDisk        = 6 // the output could not be written
+	exitRefused     = 7 // a token or publisher key was refused
+)
+
 // errUsage marks errors that are the user's fault on the command line.
 var errUsage = errors.New("usage")
 

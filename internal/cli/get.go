@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"avalanche/internal/client"
+	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
+)
+
+// getFlags are the flags shared by get and seed.
+type getFlags struct {
+	sources        listFlag
+	tracker        string
+	out            string
+	stream         bool
+	listen         string
+	upload, down   string
+	maxPeers       int
+	allow, deny    string
+	lanOnly        bool
+	minRate        string
+	fallbackBudget string
+	seedTime       time.Duration
+	seedRatio      float64
+	jsonOut        bool
+	quiet          bool
+	keyPath        string
+	slots          int
+	verbose        bool
+}
+
+func (g *getFlags) register(env *Env, fs *flag.FlagSet) {
+	fs.Var(&g.sources, "origin", "origin or edge base URL serving the manifest and ranges (repeatable; default http://127.0.0.1:7070)")
+	fs.StringVar(&g.tracker, "tracker", "", "tracker URL (default: the origin's host on port 7071, if it answers)")
+	fs.StringVar(&g.out, "o", "", "output file or directory (default: the published file name)")
+	fs.StringVar(&g.listen, "listen", ":0", `peer listener address ("-" to only dial out)`)
+	fs.StringVar(&g.upload, "upload-limit", "0", "upload cap, e.g. 2M (bytes/s) or 20mbit; 0 = none")
+	fs.StringVar(&g.down, "download-limit", "0", "download cap, same units; 0 = none")
+	fs.IntVar(&g.maxPeers, "max-peers", 30, "maximum connections")
+	fs.StringVar(&g.allow, "allow", "", "comma-separated CIDRs peers must be in")
+	fs.StringVar(&g.deny, "deny", "", "comma-separated CIDRs peers must not be in")
+	fs.BoolVar(&g.lanOnly, "lan-only", false, "only exchange with peers on loopback and private networks")
+	fs.StringVar(&g.minRate, "min-rate", "0", "fetch over HTTP when peers deliver less than this (bytes/s); 0 = never")
+	fs.StringVar(&g.fallbackBudget, "fallback-budget", "0", "most bytes to fetch over HTTP (default: the file size)")
+	fs.DurationVar(&g.seedTime, "seed-time", 0, "keep seeding this long after completing")
+	fs.Float64Var(&g.seedRatio, "seed-ratio", 0, "keep seeding until uploaded/size reaches this")
+	fs.BoolVar(&g.jsonOut, "json", false, "print progress and the result as JSON lines")
+	fs.BoolVar(&g.quiet, "q", false, "no progress output")
+	fs.StringVar(&g.keyPath, "key", env.defaultNodeKey(), "node key (created if missing)")
+	fs.IntVar(&g.slots, "slots", 0, "generations decoded at once (default 8)")
+	fs.BoolVar(&g.verbose, "v", false, "log engine events to stderr")
+}
+
+// config builds a client.Config from the flags.
+func (g *getFlags) config(env *Env) (client.Config, error) {
+	var cfg client.Config
+	key, err := identity.LoadOrCreate(g.keyPath)
+	if err != nil {
+		return cfg, fmt.Errorf("node key: %w", err)
+	}
+	cfg.Key = key
+	cfg.Sources = g.sources
+	cfg.Output = g.out
+	cfg.Listen = g.listen
+	cfg.MaxPeers = g.maxPeers
+	cfg.Slots = g.slots
+	cfg.SeedTime, cfg.SeedRatio = g.seedTime, g.seedRatio
+	if cfg.UploadLimit, err = parseRate(g.upload); err != nil {
+		return cfg, fmt.Errorf("--upload-limit: %v: %w", err, errUsage)
+	}
+	if cfg.DownloadLimit, err = parseRate(g.down); err != nil {
+		return cfg, fmt.Errorf("--download-limit: %v: %w", err, errUsage)
+	}
+	if cfg.MinRate, err = parseRate(g.minRate); err != nil {
+		return cfg, fmt.Errorf("--min-rate: %v: %w", err, errUsage)
+	}
+	if cfg.FallbackBudget, err = parseSize(g.fallbackBudget); err != nil {
+		return cfg, fmt.Errorf("--fallback-budget: %v: %w", err, errUsage)
+	}
+	if cfg.Allow, err = parsePrefixes(g.allow); err != nil {
+		return cfg, fmt.Errorf("--allow: %v: %w", err, errUsage)
+	}
+	if g.lanOnly {
+		lan, _ := parsePrefixes(strings.Join(lanPrefixes, ","))
+		cfg.Allow = append(cfg.Allow, lan...)
+	}
+	if cfg.Deny, err = parsePrefixes(g.deny); err != nil {
+		return cfg, fmt.Errorf("--deny: %v: %w", err, errUsage)
+	}
+	if g.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return cfg, nil
+}
+
+// parseTarget accepts a content ID or a URL of the origin or an edge that
+// ends in a content ID (e.g. http://host:7070/d/ID/name or /v1/content/ID),
+// returning the ID and the source the URL names, if any.
+func parseTarget(arg string) (manifest.ID, string, error) {
+	if id, err := manifest.ParseID(arg); err == nil {
+		return id, "", nil
+	}
+	u, err := url.Parse(arg)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return manifest.ID{}, "", fmt.Errorf("%q is neither a content ID nor an http(s) URL: %w", arg, errUsage)
+	}
+	for _, part := range strings.Split(u.Path, "/") {
+		if id, err := manifest.ParseID(part); err == nil {
+			return id, u.Scheme + "://" + u.Host, nil
+		}
+	}
+	return manifest.ID{}, "", fmt.Errorf("no content ID in %q: %w", arg, errUsage)
+}
+
+func runGet(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "get", "[flags] CONTENT-ID | URL", `
+Download published content from its swarm. Every block is verified before use
+and every generation against the signed manifest; the file is written as
+NAME.partial and renamed to NAME only after its whole-file SHA-256 matched.
+Interrupt it at any time (even kill -9) and run the same command again: what
+was verified is kept. With --stream the content goes to standard output in
+order while it downloads (pipe it into a player or tar).
+
+Exit status: 0 done, 1 other error, 2 usage, 3 unknown content, 4 no origin,
+edge or tracker reachable, 5 verification failed (bad signature or hash),
+6 cannot write the output.`)
+	var g getFlags
+	g.register(env, fs)
+	fs.BoolVar(&g.stream, "stream", false, "write the content to standard output in order as it downloads")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("get needs one CONTENT-ID or URL: %w", errUsage)
+	}
+	id, src, err := parseTarget(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if src != "" {
+		g.sources = append([]string{src}, g.sources...)
+	}
+	return download(ctx, env, &g, id, "get")
+}
+
+// download runs get or seed.
+func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb string) error {
+	if len(g.sources) == 0 {
+		g.sources = listFlag{"http://127.0.0.1:7070"}
+	}
+	cfg, err := g.config(env)
+	if err != nil {
+		return err
+	}
+	cfg.Content = id
+	tr, err := newTrackerClient(ctx, cfg.Key, g.tracker, g.sources)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		cfg.Tracker = tr
+	}
+	progressOut := env.Stderr
+	if g.stream {
+		cfg.Stream = env.Stdout
+	}
+	var pr *progressPrinter
+	if !g.quiet {
+		pr = newProgressPrinter(progressOut, g.jsonOut && !g.stream)
+		if g.jsonOut && !g.stream {
+			pr.w = env.Stdout
+		}
+		cfg.Progress = pr.print
+	}
+	res, err := client.Get(ctx, cfg)
+	if pr != nil {
+		pr.finish()
+	}
+	if err != nil {
+		return withCode(exitCode(err), fmt.Errorf("%s: %w", verb, err))
+	}
+	p := res.Progress
+	if g.jsonOut {
+		w := env.Stdout
+		if g.stream {
+			w = env.Stderr
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"event": "done", "content": id.String(), "path": res.Path, "size": res.Manifest.Size,
+			"seconds": p.Elapsed.Seconds(), "from_peers": p.FromPeers, "from_origin": p.FromOrigin,
+			"from_edge": p.FromEdge, "from_http": p.FromHTTP, "uploaded": p.Uploaded, "resumed_generations": res.Resumed,
+		})
+	} else if !g.quiet {
+		fmt.Fprintf(env.Stderr, "%s: %s verified (%s) in %s; from peers %s, origin %s, edge %s, http %s; uploaded %s\n",
+			verb, res.Path, humanBytes(float64(res.Manifest.Size)), p.Elapsed.Round(time.Millisecond),
+			humanBytes(float64(p.FromPeers)), humanBytes(float64(p.FromOrigin)), humanBytes(float64(p.FromEdge)),
+			humanBytes(float64(p.FromHTTP)), humanBytes(float64(p.Uploaded)))
+	}
+	return nil
+}
+
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, client.ErrUnreachable):
+		return exitUnreachable
+	case errors.Is(err, client.ErrIntegrity), errors.Is(err, manifest.ErrSignature):
+		return exitIntegrity
+	case errors.Is(err, client.ErrDisk):
+		return exitDisk
+	}
+	return 1
+}
+
+// progressPrinter renders client progress: a bar on a terminal, a line
+// every few seconds otherwise, or JSON lines.
+type progressPrinter struct {
+	w       io.Writer
+	tty     bool
+	json    bool
+	last    time.Time
+	printed bool
+}
+
+func newProgressPrinter(w io.Writer, jsonOut bool) *progressPrinter {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progressPrinter{w: w, tty: tty && !jsonOut, json: jsonOut}
+}
+
+func (p *progressPrinter) print(pr client.Progress) {
+	pct := 0.0
+	if pr.Blocks > 0 {
+		pct = 100 * float64(pr.Rank) / float64(pr.Blocks)
+	}
+	if pr.Size == 0 {
+		pct = 100
+	}
+	switch {
+	case p.json:
+		json.NewEncoder(p.w).Encode(map[string]any{
+			"event": "progress", "percent": round1(pct), "done_bytes": pr.Done, "size": pr.Size,
+			"rate_bytes_per_s": int64(pr.Rate), "eta_seconds": round1(pr.ETA.Seconds()), "peers": pr.Peers,
+			"from_peers": pr.FromPeers, "from_origin": pr.FromOrigin, "from_edge": pr.FromEdge,
+			"from_http": pr.FromHTTP, "uploaded": pr.Uploaded, "seeding": pr.Seeding,
+		})
+	case p.tty:
+		const width = 30
+		fill := int(pct / 100 * width)
+		bar := strings.Repeat("█", fill) + strings.Repeat("░", width-fill)
+		state := fmt.Sprintf("ETA %s", pr.ETA.Round(time.Second))
+		if pr.Seeding {
+			state = "seeding"
+		}
+		fmt.Fprintf(p.w, "\r\033[K%s %5.1f%% %9s/s  %s  peers %d  from peers %s, origin/edge %s",
+			bar, pct, humanBytes(pr.Rate), state, pr.Peers, humanBytes(float64(pr.FromPeers)),
+			humanBytes(float64(pr.FromOrigin+pr.FromEdge+pr.FromHTTP)))
+		p.printed = true
+	default:
+		if time.Since(p.last) < 5*time.Second && pct < 100 {
+			return
+		}
+		p.last = time.Now()
+		fmt.Fprintf(p.w, "%s %5.1f%% %s/s peers=%d from_peers=%s from_origin=%s from_edge=%s from_http=%s up=%s\n",
+			pr.Name, pct, humanBytes(pr.Rate), pr.Peers, humanBytes(float64(pr.FromPeers)),
+			humanBytes(float64(pr.FromOrigin)), humanBytes(float64(pr.FromEdge)), humanBytes(float64(pr.FromHTTP)),
+			humanBytes(float64(pr.Uploaded)))
+	}
+}
+
+func (p *progressPrinter) finish() {
+	if p.tty && p.printed {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+// newTrackerClient is replaced once the tracker lands.
+func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, url string, sources []string) (client.Announcer, error) {
+	return nil, nil
+}

@@ -1,0 +1,532 @@
+// Package client downloads published content: it fetches and checks the
+// signed manifest, joins the content's swarm through the tracker, writes
+// verified generations into NAME.partial (resuming from whatever a previous
+// run left there), falls back to HTTP ranges from the origin or an edge when
+// peers are too slow, checks the whole-file hash, and only then renames the
+// file to its final name. It can also stream the content in order while it
+// downloads, and keep seeding afterwards.
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"avalanche/internal/atomicfile"
+	"avalanche/internal/manifest"
+	"avalanche/internal/swarm"
+)
+
+// Errors, for exit codes and messages.
+var (
+	ErrNotFound    = errors.New("content not found")
+	ErrUnreachable = errors.New("no source reachable")
+	ErrIntegrity   = errors.New("content failed verification")
+	ErrDisk        = errors.New("cannot write output")
+)
+
+// Announcer introduces the client to its swarm (a tracker client).
+type Announcer interface {
+	Announce(ctx context.Context, a Announce) (peers []swarm.PeerAddr, interval time.Duration, err error)
+}
+
+// Announce is what the client tells the tracker about itself.
+type Announce struct {
+	Content  manifest.ID
+	Port     uint16
+	Event    string // "started", "progress", "completed", "stopped"
+	Left     int64
+	Uploaded int64
+	// Downloaded bytes by source.
+	FromPeers, FromOrigin, FromEdge, FromHTTP int64
+	Complete                                  bool
+}
+
+// Config configures one download. Key, Content and at least one of
+// Sources or Tracker are required.
+type Config struct {
+	Key     ed25519.PrivateKey
+	Content manifest.ID
+	// Sources are HTTP base URLs of the origin or edges: they serve the
+	// manifest, plain byte ranges for the fallback, and the swarm's seeds.
+	Sources []string
+	// Tracker introduces peers; nil means only the sources' seeds.
+	Tracker Announcer
+	// Output is the final path; default: the manifest's file name in the
+	// current directory. A directory means that directory + file name.
+	Output string
+	// Stream, when set, receives the content in order while it downloads.
+	Stream io.Writer
+	// Listen is the peer listener address; default ":0". "-" disables
+	// listening (the client then only dials out).
+	Listen string
+	// Advertise overrides the port announced to the tracker.
+	Advertise uint16
+	// UploadLimit and DownloadLimit in bytes/s; 0 = unlimited.
+	UploadLimit, DownloadLimit int64
+	MaxPeers                   int
+	Allow, Deny                []netip.Prefix
+	// Slots and Depth tune the engine (see swarm.Config).
+	Slots, Depth int
+	// MinRate: below this download rate (bytes/s) for FallbackDelay, whole
+	// generations are fetched over HTTP within FallbackBudget bytes.
+	// Defaults: 0 (fallback off), 5 s, the file size.
+	MinRate        int64
+	FallbackDelay  time.Duration
+	FallbackBudget int64
+	// SeedTime and SeedRatio keep the client serving after it completes,
+	// until both are met (zero values: leave at once).
+	SeedTime  time.Duration
+	SeedRatio float64
+	// Progress is called about once a second and at the end.
+	Progress func(Progress)
+	// HTTP is the client for sources; default http.DefaultClient with
+	// timeouts.
+	HTTP HTTPDoer
+	// Logger receives events; nil discards.
+	Logger *slog.Logger
+}
+
+// Progress is a snapshot of a download.
+type Progress struct {
+	Name       string
+	Size       int64
+	Done       int64 // bytes verified and written
+	Rank       int64 // blocks held, including partial generations
+	Blocks     int64
+	Rate       float64 // payload bytes/s received, last few seconds
+	ETA        time.Duration
+	Peers      int
+	FromPeers  int64
+	FromOrigin int64
+	FromEdge   int64
+	FromHTTP   int64
+	Uploaded   int64
+	Elapsed    time.Duration
+	Complete   bool
+	Seeding    bool
+}
+
+// Result describes a finished download.
+type Result struct {
+	Manifest *manifest.Manifest
+	Path     string
+	Resumed  int // generations found complete at start
+	Progress Progress
+}
+
+// Get downloads the content and returns once it is complete, verified and
+// renamed, and the seeding conditions are met (or ctx ends).
+func Get(ctx context.Context, cfg Config) (*Result, error) {
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("client: node key required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = defaultHTTP
+	}
+	m, err := fetchManifest(ctx, cfg.HTTP, cfg.Sources, cfg.Content)
+	if err != nil {
+		return nil, err
+	}
+	out, err := outputPath(cfg.Output, m.Name)
+	if err != nil {
+		return nil, err
+	}
+	d := &download{cfg: cfg, m: m, log: log, path: out, partial: out + ".partial", state: out + ".partial.state", start: time.Now()}
+	return d.run(ctx)
+}
+
+func outputPath(out, name string) (string, error) {
+	if out == "" {
+		return name, nil
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return filepath.Join(out, name), nil
+	}
+	return out, nil
+}
+
+type download struct {
+	cfg     Config
+	m       *manifest.Manifest
+	log     *slog.Logger
+	path    string
+	partial string
+	state   string
+	start   time.Time
+
+	f     *os.File
+	node  *swarm.Node
+	sw    *swarm.Swarm
+	mu    sync.Mutex
+	have  []bool
+	dirty bool
+	genCh chan int
+
+	httpBytes int64
+}
+
+func (d *download) run(ctx context.Context) (*Result, error) {
+	res := &Result{Manifest: d.m, Path: d.path}
+	if err := d.open(res); err != nil {
+		return nil, err
+	}
+	defer d.f.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	node, err := swarm.NewNode(ctx, swarm.NodeConfig{
+		Key: d.cfg.Key, UploadLimit: d.cfg.UploadLimit, DownloadLimit: d.cfg.DownloadLimit,
+		Allow: d.cfg.Allow, Deny: d.cfg.Deny, Logger: d.log, AdvertisePort: d.cfg.Advertise,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.node = node
+	defer node.Close()
+	if d.cfg.Listen != "-" {
+		addr := d.cfg.Listen
+		if addr == "" {
+			addr = ":0"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("client: peer listener: %w", err)
+		}
+		go node.Serve(ln)
+	}
+	d.genCh = make(chan int, d.m.Generations()+1)
+	sw, err := node.Join(swarm.Config{
+		Manifest: d.m, Data: d.f, Out: d.f, Have: d.have,
+		Stream: d.cfg.Stream != nil, Slots: d.cfg.Slots, Depth: d.cfg.Depth, MaxPeers: d.cfg.MaxPeers,
+		OnGeneration: d.onGeneration, Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.sw = sw
+
+	var wg sync.WaitGroup
+	streamErr := make(chan error, 1)
+	if d.cfg.Stream != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			streamErr <- d.stream(ctx)
+		}()
+	}
+	go d.introduce(ctx)
+	go d.persist(ctx)
+	if d.cfg.MinRate > 0 {
+		go d.fallback(ctx)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	meter := newRateWindow(5)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.saveState()
+			return nil, ctx.Err()
+		case <-sw.Failed():
+			d.saveState()
+			return nil, classify(sw.Err())
+		case err := <-streamErr:
+			if err != nil {
+				return nil, fmt.Errorf("client: stream: %w", err)
+			}
+		case <-sw.Done():
+			break loop
+		case <-tick.C:
+			d.report(meter, false)
+		}
+	}
+	wg.Wait()
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	d.log.Info("download complete", "path", d.path, "elapsed", time.Since(d.start).Round(time.Millisecond))
+	res.Progress = d.report(meter, false)
+	d.seed(ctx, meter)
+	res.Progress = d.report(meter, false)
+	return res, nil
+}
+
+// open prepares NAME.partial, resuming what an earlier run verified.
+func (d *download) open(res *Result) error {
+	n := d.m.Generations()
+	if st, err := os.Stat(d.path); err == nil && !st.IsDir() {
+		// Already downloaded? Verify and seed from it.
+		if ok, _ := fileMatches(d.path, d.m); ok {
+			f, err := os.OpenFile(d.path, os.O_RDWR, 0)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrDisk, err)
+			}
+			d.f = f
+			d.partial = d.path
+			d.have = make([]bool, n)
+			for i := range d.have {
+				d.have[i] = true
+			}
+			res.Resumed = n
+			return nil
+		}
+		return fmt.Errorf("%w: %s exists and is not this content", ErrDisk, d.path)
+	}
+	f, err := os.OpenFile(d.partial, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDisk, err)
+	}
+	if err := f.Truncate(d.m.Size); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %v", ErrDisk, err)
+	}
+	d.f = f
+	have, err := readState(d.state, d.m.ID(), n)
+	if err != nil {
+		have = make([]bool, n)
+	}
+	buf := make([]byte, d.m.GenerationSize())
+	for g := range have {
+		if !have[g] {
+			continue
+		}
+		off, size := d.m.GenerationSpan(g)
+		if _, err := f.ReadAt(buf[:size], off); err != nil || sha256.Sum256(buf[:size]) != d.m.GenHashes[g] {
+			have[g] = false
+			continue
+		}
+		res.Resumed++
+	}
+	d.have = have
+	if res.Resumed > 0 {
+		d.log.Info("resuming", "generations", res.Resumed, "of", n)
+	}
+	return nil
+}
+
+func (d *download) onGeneration(g int) {
+	d.mu.Lock()
+	d.have[g] = true
+	d.dirty = true
+	d.mu.Unlock()
+	d.genCh <- g
+}
+
+// persist syncs the partial file and records finished generations about
+// once a second, so that a crash loses little and never lies.
+func (d *download) persist(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.sw.Done():
+			return
+		case <-t.C:
+			d.saveState()
+		}
+	}
+}
+
+func (d *download) saveState() {
+	d.mu.Lock()
+	if !d.dirty {
+		d.mu.Unlock()
+		return
+	}
+	have := append([]bool(nil), d.have...)
+	d.dirty = false
+	d.mu.Unlock()
+	if d.partial == d.path {
+		return
+	}
+	// Data first, then the record that points at it.
+	if err := d.f.Sync(); err != nil {
+		d.log.Warn("sync failed", "err", err)
+		return
+	}
+	if err := writeState(d.state, d.m.ID(), have); err != nil {
+		d.log.Warn("cannot save resume state", "err", err)
+	}
+}
+
+// finish checks the whole file and gives it its final name.
+func (d *download) finish() error {
+	if d.partial == d.path {
+		return nil
+	}
+	if ok, err := fileMatches(d.partial, d.m); err != nil {
+		return fmt.Errorf("%w: %v", ErrDisk, err)
+	} else if !ok {
+		os.Remove(d.state)
+		return fmt.Errorf("%w: whole-file SHA-256 mismatch", ErrIntegrity)
+	}
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("%w: %v", ErrDisk, err)
+	}
+	if err := os.Rename(d.partial, d.path); err != nil {
+		return fmt.Errorf("%w: %v", ErrDisk, err)
+	}
+	atomicfile.SyncDir(filepath.Dir(d.path))
+	os.Remove(d.state)
+	d.partial = d.path
+	return nil
+}
+
+// fileMatches reports whether path holds exactly the manifest's content.
+func fileMatches(path string, m *manifest.Manifest) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return false, err
+	}
+	return n == m.Size && [32]byte(h.Sum(nil)) == m.FileHash, nil
+}
+
+// stream writes generations to the Stream writer in order as they land.
+func (d *download) stream(ctx context.Context) error {
+	done := make([]bool, d.m.Generations())
+	next := 0
+	buf := make([]byte, d.m.GenerationSize())
+	d.mu.Lock()
+	copy(done, d.have)
+	d.mu.Unlock()
+	for next < len(done) {
+		for next < len(done) && done[next] {
+			off, n := d.m.GenerationSpan(next)
+			if _, err := d.f.ReadAt(buf[:n], off); err != nil {
+				return err
+			}
+			if _, err := d.cfg.Stream.Write(buf[:n]); err != nil {
+				return err
+			}
+			next++
+		}
+		if next == len(done) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case g := <-d.genCh:
+			done[g] = true
+		}
+	}
+	return nil
+}
+
+// seed keeps serving until the seeding conditions are met.
+func (d *download) seed(ctx context.Context, meter *rateWindow) {
+	if d.cfg.SeedTime <= 0 && d.cfg.SeedRatio <= 0 {
+		return
+	}
+	deadline := time.Now().Add(d.cfg.SeedTime)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st := d.sw.Stats()
+		ratioMet := d.cfg.SeedRatio <= 0 || float64(st.Sent) >= d.cfg.SeedRatio*float64(d.m.Size)
+		if time.Now().After(deadline) && ratioMet {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p := d.report(meter, true)
+			_ = p
+		}
+	}
+}
+
+func (d *download) report(meter *rateWindow, seeding bool) Progress {
+	st := d.sw.Stats()
+	var done int64
+	d.mu.Lock()
+	for g, h := range d.have {
+		if h {
+			_, n := d.m.GenerationSpan(g)
+			done += n
+		}
+	}
+	d.mu.Unlock()
+	rate := meter.add(time.Now(), st.Downloaded())
+	p := Progress{
+		Name: d.m.Name, Size: d.m.Size, Done: done, Rank: st.Rank, Blocks: st.Blocks, Rate: rate,
+		Peers: st.Peers, FromPeers: st.Received[swarm.FromPeer], FromOrigin: st.Received[swarm.FromOrigin],
+		FromEdge: st.Received[swarm.FromEdge], FromHTTP: st.Received[swarm.FromHTTP], Uploaded: st.Sent,
+		Elapsed: time.Since(d.start), Complete: st.Complete == st.Generations, Seeding: seeding,
+	}
+	if rate > 0 && !p.Complete {
+		left := float64(p.Blocks-p.Rank) * float64(d.m.BlockSize)
+		p.ETA = time.Duration(left / rate * float64(time.Second))
+	}
+	if d.cfg.Progress != nil {
+		d.cfg.Progress(p)
+	}
+	return p
+}
+
+// classify maps engine failures to the client's error kinds.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, fs.ErrPermission), errors.Is(err, swarm.ErrStorage):
+		return fmt.Errorf("%w: %v", ErrDisk, err)
+	case errors.Is(err, swarm.ErrHashMismatch):
+		return fmt.Errorf("%w: %v", ErrIntegrity, err)
+	}
+	return err
+}
+
+// rateWindow turns a cumulative byte counter into a rate over the last n
+// samples.
+type rateWindow struct {
+	n     int
+	times []time.Time
+	vals  []int64
+}
+
+func newRateWindow(n int) *rateWindow { return &rateWindow{n: n} }
+
+func (w *rateWindow) add(t time.Time, v int64) float64 {
+	w.times = append(w.times, t)
+	w.vals = append(w.vals, v)
+	if len(w.times) > w.n+1 {
+		w.times = w.times[1:]
+		w.vals = w.vals[1:]
+	}
+	if len(w.times) < 2 {
+		return 0
+	}
+	dt := w.times[len(w.times)-1].Sub(w.times[0]).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(w.vals[len(w.vals)-1]-w.vals[0]) / dt
+}

@@ -1,0 +1,3 @@
+package gf256
+
+//go:generate go run gen_asm.go

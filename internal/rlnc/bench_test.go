@@ -1,0 +1,165 @@
+package rlnc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+var benchShapes = []Params{
+	{K: 16, BlockSize: 32 << 10},
+	{K: 64, BlockSize: 16 << 10},
+	{K: 64, BlockSize: 32 << 10},
+	{K: 64, BlockSize: 64 << 10},
+	{K: 128, BlockSize: 32 << 10},
+}
+
+func name(p Params) string { return fmt.Sprintf("k=%d/B=%d", p.K, p.BlockSize) }
+
+// BenchmarkEncode measures one dense coded block; bytes are payload bytes
+// produced.
+func BenchmarkEncode(b *testing.B) {
+	for _, p := range benchShapes {
+		b.Run(name(p), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			e, _ := NewEncoder(p, randData(r, p.GenerationSize()), r)
+			blk := newBlock(p.K, p.BlockSize)
+			b.SetBytes(int64(p.BlockSize))
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Random(blk.coeffs, blk.payload)
+			}
+		})
+	}
+}
+
+// BenchmarkEncodeBatch measures 16 coded blocks per call through the fused
+// kernel; bytes are payload bytes produced.
+func BenchmarkEncodeBatch(b *testing.B) {
+	const m = 16
+	for _, p := range benchShapes {
+		b.Run(name(p), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			e, _ := NewEncoder(p, randData(r, p.GenerationSize()), r)
+			coeffs := make([]byte, m*p.K)
+			payloads := make([][]byte, m)
+			for j := range payloads {
+				payloads[j] = make([]byte, p.BlockSize)
+			}
+			b.SetBytes(int64(m * p.BlockSize))
+			b.ReportAllocs()
+			for b.Loop() {
+				e.RandomBatch(coeffs, payloads)
+			}
+		})
+	}
+}
+
+// codedBlocks returns k+2 dense coded blocks of a random generation.
+func codedBlocks(p Params, seed uint64) ([]byte, []block) {
+	r := rand.New(rand.NewPCG(seed, 2))
+	data := randData(r, p.GenerationSize())
+	e, _ := NewEncoder(p, data, r)
+	blocks := make([]block, p.K+2)
+	for i := range blocks {
+		blocks[i] = newBlock(p.K, p.BlockSize)
+		e.Random(blocks[i].coeffs, blocks[i].payload)
+	}
+	return data, blocks
+}
+
+// BenchmarkDecode measures decoding a whole generation from dense coded
+// blocks; bytes are source bytes recovered.
+func BenchmarkDecode(b *testing.B) {
+	for _, p := range benchShapes {
+		b.Run(name(p), func(b *testing.B) {
+			_, blocks := codedBlocks(p, 1)
+			d, _ := NewDecoder(p, p.K)
+			b.SetBytes(int64(p.GenerationSize()))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Reset()
+				for _, blk := range blocks {
+					d.Add(blk.coeffs, blk.payload)
+					if d.Complete() {
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRecode measures one recoded block from a decoder at rank k-1;
+// bytes are payload bytes produced.
+func BenchmarkRecode(b *testing.B) {
+	for _, p := range benchShapes {
+		b.Run(name(p), func(b *testing.B) {
+			_, blocks := codedBlocks(p, 1)
+			d, _ := NewDecoder(p, p.K)
+			for _, blk := range blocks[:p.K-1] {
+				d.Add(blk.coeffs, blk.payload)
+			}
+			r := rand.New(rand.NewPCG(3, 4))
+			out := newBlock(p.K, p.BlockSize)
+			b.SetBytes(int64(p.BlockSize))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Recode(r, out.coeffs, out.payload)
+			}
+		})
+	}
+}
+
+// BenchmarkInnovative measures the coefficient-only innovation check at
+// rank k-1; bytes are coefficient bytes examined.
+func BenchmarkInnovative(b *testing.B) {
+	p := DefaultParams()
+	_, blocks := codedBlocks(p, 1)
+	d, _ := NewDecoder(p, p.K)
+	for _, blk := range blocks[:p.K-1] {
+		d.Add(blk.coeffs, blk.payload)
+	}
+	b.SetBytes(int64(p.K))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Innovative(blocks[p.K].coeffs)
+	}
+}
+
+// BenchmarkParallelEncode encodes independent generations on all cores.
+func BenchmarkParallelEncode(b *testing.B) {
+	p := DefaultParams()
+	b.SetBytes(int64(p.BlockSize))
+	b.ReportAllocs()
+	var seed uint64
+	b.RunParallel(func(pb *testing.PB) {
+		seed++
+		r := rand.New(rand.NewPCG(seed, 2))
+		e, _ := NewEncoder(p, randData(r, p.GenerationSize()), r)
+		blk := newBlock(p.K, p.BlockSize)
+		for pb.Next() {
+			e.Random(blk.coeffs, blk.payload)
+		}
+	})
+}
+
+// BenchmarkParallelDecode decodes independent generations on all cores.
+func BenchmarkParallelDecode(b *testing.B) {
+	p := DefaultParams()
+	b.SetBytes(int64(p.GenerationSize()))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		_, blocks := codedBlocks(p, rand.Uint64())
+		d, _ := NewDecoder(p, p.K)
+		for pb.Next() {
+			d.Reset()
+			for _, blk := range blocks {
+				d.Add(blk.coeffs, blk.payload)
+				if d.Complete() {
+					break
+				}
+			}
+		}
+	})
+}

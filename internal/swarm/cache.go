@@ -1,0 +1,133 @@
+package swarm
+
+import (
+	"container/list"
+	"sync"
+)
+
+// genCache keeps recently used whole generations in memory for serving,
+// loading misses from storage. Buffers are reference counted so that an
+// entry evicted while being encoded from is not reused under the reader.
+type genCache struct {
+	mu      sync.Mutex
+	cap     int
+	load    func(g int, buf []byte) ([]byte, error)
+	entries map[int]*list.Element
+	lru     list.List // of *cacheEntry, most recent at front
+	free    [][]byte
+	loading map[int]*sync.WaitGroup
+}
+
+type cacheEntry struct {
+	gen  int
+	data []byte
+	refs int
+	dead bool // evicted; recycle when refs reach 0
+}
+
+func newGenCache(capacity int, load func(int, []byte) ([]byte, error)) *genCache {
+	return &genCache{cap: capacity, load: load, entries: map[int]*list.Element{}, loading: map[int]*sync.WaitGroup{}}
+}
+
+// get returns generation g's data (padded to whole blocks) and a release
+// function the caller must call when done reading it.
+func (c *genCache) get(g int) ([]byte, func(), error) {
+	c.mu.Lock()
+	for {
+		if el, ok := c.entries[g]; ok {
+			e := el.Value.(*cacheEntry)
+			c.lru.MoveToFront(el)
+			e.refs++
+			c.mu.Unlock()
+			return e.data, func() { c.release(e) }, nil
+		}
+		wg := c.loading[g]
+		if wg == nil {
+			break
+		}
+		c.mu.Unlock()
+		wg.Wait()
+		c.mu.Lock()
+	}
+	wg := &sync.WaitGroup{}
+	wg.Add(1)
+	c.loading[g] = wg
+	c.mu.Unlock()
+
+	buf, err := c.load(g, c.buffer())
+
+	c.mu.Lock()
+	delete(c.loading, g)
+	wg.Done()
+	if err != nil {
+		c.recycle(buf)
+		c.mu.Unlock()
+		return nil, nil, err
+	}
+	e := c.insert(g, buf)
+	e.refs++
+	c.mu.Unlock()
+	return e.data, func() { c.release(e) }, nil
+}
+
+// put adds a copy of data as generation g.
+func (c *genCache) put(g int, data []byte) {
+	buf := c.buffer()
+	if cap(buf) < len(data) {
+		buf = make([]byte, len(data))
+	}
+	buf = buf[:len(data)]
+	copy(buf, data)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[g]; ok {
+		c.recycle(buf)
+		return
+	}
+	c.insert(g, buf)
+}
+
+// buffer returns a recycled buffer, or nil for the loader to size. Sizes
+// differ only for the short last generation, so we allocate per load when
+// the free list is empty.
+func (c *genCache) buffer() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.free); n > 0 {
+		b := c.free[n-1]
+		c.free = c.free[:n-1]
+		return b
+	}
+	return nil
+}
+
+func (c *genCache) insert(g int, data []byte) *cacheEntry {
+	e := &cacheEntry{gen: g, data: data}
+	c.entries[g] = c.lru.PushFront(e)
+	for c.lru.Len() > c.cap {
+		el := c.lru.Back()
+		old := el.Value.(*cacheEntry)
+		c.lru.Remove(el)
+		delete(c.entries, old.gen)
+		old.dead = true
+		if old.refs == 0 {
+			c.recycle(old.data)
+		}
+	}
+	return e
+}
+
+func (c *genCache) release(e *cacheEntry) {
+	c.mu.Lock()
+	e.refs--
+	if e.dead && e.refs == 0 {
+		c.recycle(e.data)
+	}
+	c.mu.Unlock()
+}
+
+func (c *genCache) recycle(b []byte) {
+	if b != nil && len(c.free) < 4 {
+		c.free = append(c.free, b)
+	}
+}

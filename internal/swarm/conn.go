@@ -1,0 +1,787 @@
+package swarm
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"avalanche/internal/identity"
+	"avalanche/internal/rlnc"
+	"avalanche/internal/wire"
+)
+
+var (
+	errBanned   = errors.New("banned")
+	errFull     = errors.New("swarm full")
+	errDup      = errors.New("already connected")
+	errProtocol = errors.New("protocol violation")
+	errPolluted = errors.New("sent a block that failed verification")
+)
+
+// Limits on what a neighbour may ask of us.
+const (
+	maxQueuedWants   = 1024 // wants queued and not yet served
+	maxOfferRequests = 256  // requests for offers not yet answered
+	maxUnsolicited   = 64   // blocks we did not (or no longer) want
+)
+
+// want is a block a neighbour asked us for.
+type want struct {
+	gen    int
+	urgent bool
+	v      []byte
+}
+
+// conn is one authenticated link with a neighbour in one swarm.
+type conn struct {
+	s        *Swarm
+	nc       *tls.Conn
+	peer     identity.ID
+	addr     netip.AddrPort
+	role     wire.Role // the neighbour's role
+	outbound bool
+	started  time.Time
+
+	// Receiver side, guarded by s.mu.
+	remote      []byte        // the neighbour's rank per generation; nil before State
+	remoteDone  bool          // the neighbour holds everything
+	useless     []bool        // its offers of g held nothing new, since its last Have
+	capped      []bool        // it is a seed that declined g as sent often enough
+	offerReqs   map[int][]int // per generation, counts of Requests not yet answered (FIFO)
+	wantsOut    int           // blocks asked of it and not yet received
+	pendingGens map[int]int   // generations with wants outstanding to it, and how many
+	depth       int
+	lastBlock   time.Time
+	unsolicited int // blocks nobody asked for
+	late        int // blocks asked for and since given up on, that may still come
+
+	// Sender side.
+	qmu        sync.Mutex
+	wants      []want
+	offerReqs2 int // Requests being answered (limit)
+	ctrl       [][]byte
+	signal     chan struct{}
+
+	recvBytes atomic.Int64
+	sentBytes atomic.Int64
+	recvRate  rateMeter
+	sendRate  rateMeter
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// hello returns this node's hello for s.
+func (s *Swarm) hello() wire.Hello {
+	return wire.Hello{Version: wire.Version, Role: s.node.cfg.Role, Content: s.id, Port: s.node.Port(), Complete: s.isComplete()}
+}
+
+// admit registers a handshaken connection. For inbound connections it
+// also sends our hello.
+func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wire.Hello, outbound bool) (*conn, error) {
+	c := &conn{
+		s: s, nc: tc, peer: peer, addr: addr, role: h.Role, outbound: outbound,
+		started: time.Now(), depth: s.cfg.Depth,
+		offerReqs: map[int][]int{}, pendingGens: map[int]int{},
+		signal: make(chan struct{}, 1), closed: make(chan struct{}),
+		remoteDone: h.Complete,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if s.banned[peer] {
+		return nil, errBanned
+	}
+	if old := s.byID[peer]; old != nil {
+		// Simultaneous dials: keep the connection dialed by the smaller ID.
+		keepNew := (outbound && lessID(s.node.id, peer)) || (!outbound && lessID(peer, s.node.id))
+		if !keepNew || old.outbound == outbound {
+			return nil, errDup
+		}
+		go old.close(wire.ByeNormal, "duplicate connection")
+		s.forget(old)
+	}
+	limit := s.cfg.MaxPeers
+	if !outbound {
+		limit += s.cfg.MaxPeers / 2 // room for newcomers to find us
+	}
+	if len(s.conns) >= limit && h.Role == wire.RolePeer {
+		return nil, errFull
+	}
+	if s.isComplete() && h.Complete {
+		return nil, errors.New("both complete")
+	}
+	if !outbound {
+		if _, err := tc.Write(wire.Append(nil, s.hello())); err != nil {
+			return nil, err
+		}
+	}
+	s.conns[c] = struct{}{}
+	s.byID[peer] = c
+	// Greet: our ranks, and a checksum key if we issue them.
+	c.ctrl = append(c.ctrl, wire.Append(nil, wire.State{Ranks: s.ranks()}))
+	if s.cfg.MasterKey != nil && h.Role != wire.RoleOrigin {
+		c.ctrl = append(c.ctrl, wire.Append(nil, wire.Key{Key: s.issueKey(peer), Checks: uint8(s.checks)}))
+	}
+	s.log.Debug("connected", "peer", peer.Short(), "addr", addr, "role", h.Role, "outbound", outbound)
+	return c, nil
+}
+
+func lessID(a, b identity.ID) bool { return bytes.Compare(a[:], b[:]) < 0 }
+
+// ranks returns our rank per generation.
+func (s *Swarm) ranks() []byte {
+	r := make([]byte, len(s.gens))
+	for i, g := range s.gens {
+		r[i] = byte(g.rank.Load())
+	}
+	return r
+}
+
+func (c *conn) stat() PeerStat {
+	return PeerStat{
+		ID: c.peer, Addr: c.addr.String(), Role: c.role, Outbound: c.outbound,
+		RecvRate: c.recvRate.rate(), SendRate: c.sendRate.rate(),
+		Received: c.recvBytes.Load(), Sent: c.sentBytes.Load(),
+	}
+}
+
+// holds reports whether the neighbour holds all of generation g. Caller
+// holds s.mu.
+func (c *conn) holds(g int) bool {
+	return c.remote != nil && int(c.remote[g]) == c.s.gens[g].blocks
+}
+
+// run drives the connection until it closes.
+func (c *conn) run() {
+	go c.writeLoop()
+	err := c.readLoop()
+	reason, code := "", wire.ByeNormal
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, errPolluted):
+		code, reason = wire.ByePollution, "block failed verification"
+	case errors.Is(err, errProtocol), errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrUnknown):
+		code, reason = wire.ByeProtocol, err.Error()
+		c.s.log.Warn("closing connection", "peer", c.peer.Short(), "addr", c.addr, "reason", reason)
+	default:
+		c.s.log.Debug("connection ended", "peer", c.peer.Short(), "err", err)
+	}
+	c.close(code, reason)
+}
+
+// close ends the connection once, sending a goodbye when it has a reason.
+func (c *conn) close(code wire.ByeCode, reason string) {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		if reason != "" || code != wire.ByeNormal {
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			writeBye(c.nc, code, reason)
+		}
+		c.nc.Close()
+		c.s.mu.Lock()
+		c.s.forget(c)
+		c.s.mu.Unlock()
+		c.s.kick()
+	})
+}
+
+// forget removes a connection and everything asked of it. Caller holds s.mu.
+func (s *Swarm) forget(c *conn) {
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.byID[c.peer] == c {
+		delete(s.byID, c.peer)
+	}
+	if c.remote != nil {
+		for g, r := range c.remote {
+			s.avail[g] -= int32(r)
+		}
+	}
+	for g, reqs := range c.offerReqs {
+		for _, n := range reqs {
+			s.outstanding[g] -= int32(n)
+		}
+	}
+	c.offerReqs = map[int][]int{}
+	for g := range c.pendingGens {
+		s.dropWants(c, g, -1, false)
+	}
+	c.pendingGens = map[int]int{}
+	c.wantsOut = 0
+}
+
+// dropWants forgets up to n (all if n < 0) of the oldest wants of g
+// outstanding to c and rebuilds the generation's basis; late says their
+// blocks may still arrive. Caller holds s.mu.
+func (s *Swarm) dropWants(c *conn, g, n int, late bool) int {
+	gen := s.gens[g]
+	gen.mu.Lock()
+	dropped := 0
+	kept := gen.pending[:0]
+	for _, p := range gen.pending {
+		if p.c == c && (n < 0 || dropped < n) {
+			dropped++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(gen.pending[len(kept):])
+	gen.pending = kept
+	gen.npending.Store(int32(len(kept)))
+	if dropped > 0 {
+		s.rebuildBasis(gen)
+	}
+	gen.mu.Unlock()
+	if left := c.pendingGens[g] - dropped; left > 0 {
+		c.pendingGens[g] = left
+	} else {
+		delete(c.pendingGens, g)
+	}
+	c.wantsOut = max(0, c.wantsOut-dropped)
+	if late {
+		c.late += dropped
+	}
+	return dropped
+}
+
+// mootWants settles the books of wants that completion of their generation
+// made moot: their blocks may still arrive. Caller holds s.mu.
+func (s *Swarm) mootWants(g int, moot []pendingWant) {
+	for _, p := range moot {
+		c := p.c
+		if _, ok := s.conns[c]; !ok {
+			continue
+		}
+		c.wantsOut = max(0, c.wantsOut-1)
+		if c.pendingGens[g]--; c.pendingGens[g] <= 0 {
+			delete(c.pendingGens, g)
+		}
+		c.late++
+	}
+}
+
+// rebuildBasis recomputes the span of the decoder plus the pending wants.
+// Caller holds gen.mu.
+func (s *Swarm) rebuildBasis(gen *generation) {
+	if gen.basis == nil {
+		return
+	}
+	gen.basis.Reset()
+	if gen.dec != nil {
+		gen.dec.d.AddRowsTo(gen.basis)
+	}
+	for _, p := range gen.pending {
+		gen.basis.Add(p.v)
+	}
+}
+
+// enqueue queues an encoded control frame for sending.
+func (c *conn) enqueue(frame []byte) {
+	c.qmu.Lock()
+	c.ctrl = append(c.ctrl, frame)
+	c.qmu.Unlock()
+	c.wakeWriter()
+}
+
+func (c *conn) wakeWriter() {
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// sendHave tells the neighbour our new rank of g.
+func (c *conn) sendHave(g, rank int) {
+	c.enqueue(wire.Append(nil, wire.Have{Gen: uint32(g), Rank: uint8(rank)}))
+}
+
+func (c *conn) readLoop() error {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	s := c.s
+	var buf []byte
+	sawState := false
+	for {
+		body, nb, err := wire.ReadFrame(br, buf)
+		buf = nb
+		if err != nil {
+			return err
+		}
+		f, err := wire.Decode(body, s.m)
+		if err != nil {
+			return err
+		}
+		switch f := f.(type) {
+		case wire.Hello:
+			return fmt.Errorf("%w: second hello", errProtocol)
+		case wire.State:
+			if sawState {
+				return fmt.Errorf("%w: second state", errProtocol)
+			}
+			sawState = true
+			c.onState(f.Ranks)
+		case wire.Have:
+			if !sawState {
+				return fmt.Errorf("%w: have before state", errProtocol)
+			}
+			c.onHave(int(f.Gen), int(f.Rank))
+		case wire.Request:
+			if err := c.onRequest(int(f.Gen), int(f.Count)); err != nil {
+				return err
+			}
+		case wire.Offer:
+			if err := c.onOffer(int(f.Gen), f.Vectors); err != nil {
+				return err
+			}
+		case wire.Want:
+			if err := c.onWant(f); err != nil {
+				return err
+			}
+		case wire.Block:
+			if err := c.onBlock(f); err != nil {
+				return err
+			}
+		case wire.Reject:
+			c.onReject(int(f.Gen), int(f.Count), f.Reason)
+		case wire.SumsReq:
+			if s.cfg.MasterKey == nil {
+				return fmt.Errorf("%w: checksums requested from a node that does not issue them", errProtocol)
+			}
+			go c.serveSums(int(f.First), int(f.N))
+		case wire.Key:
+			if c.role != wire.RoleOrigin {
+				return fmt.Errorf("%w: checksum key from a non-origin", errProtocol)
+			}
+			s.setKey(f.Key, int(f.Checks), c)
+		case wire.Sums:
+			if c.role != wire.RoleOrigin {
+				return fmt.Errorf("%w: checksums from a non-origin", errProtocol)
+			}
+			if err := s.setSums(int(f.Gen), f.Sums); err != nil {
+				return err
+			}
+		case wire.Bye:
+			if f.Code != wire.ByeNormal {
+				s.log.Info("neighbour closed", "peer", c.peer.Short(), "code", f.Code, "reason", f.Reason)
+			}
+			return io.EOF
+		case wire.Keepalive:
+		}
+	}
+}
+
+func (c *conn) onState(ranks []byte) {
+	s := c.s
+	s.mu.Lock()
+	c.remote = append([]byte(nil), ranks...)
+	c.useless = make([]bool, len(ranks))
+	c.capped = make([]bool, len(ranks))
+	done := true
+	for g, r := range c.remote {
+		s.avail[g] += int32(r)
+		if int(r) < s.gens[g].blocks {
+			done = false
+		}
+	}
+	c.remoteDone = done
+	s.mu.Unlock()
+	s.kick()
+}
+
+func (c *conn) onHave(g, rank int) {
+	s := c.s
+	s.mu.Lock()
+	if old := int(c.remote[g]); rank > old {
+		s.avail[g] += int32(rank - old)
+		c.remote[g] = byte(rank)
+		c.useless[g] = false
+		if rank == s.gens[g].blocks {
+			done := true
+			for g2, r := range c.remote {
+				if int(r) < s.gens[g2].blocks {
+					done = false
+					break
+				}
+			}
+			c.remoteDone = done
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// onRequest answers a neighbour's request for offers: random vectors of
+// the span we hold of g (as many as our rank allows), or none.
+func (c *conn) onRequest(g, n int) error {
+	s := c.s
+	gen := s.gens[g]
+	k := gen.blocks
+	var vecs []byte
+	if gen.complete.Load() {
+		m := min(n, k, wire.MaxOffer)
+		vecs = make([]byte, m*k)
+		rng := newRand()
+		rlnc.RandomCoefficients(rng, vecs)
+	} else {
+		gen.mu.Lock()
+		if gen.dec != nil && gen.dec.rank() > 0 {
+			m := min(n, gen.dec.rank(), wire.MaxOffer)
+			vecs = make([]byte, m*k)
+			rng := newRand()
+			for i := 0; i < m; i++ {
+				gen.dec.d.SpanVector(rng, vecs[i*k:(i+1)*k])
+			}
+		}
+		gen.mu.Unlock()
+	}
+	c.enqueue(wire.Append(nil, wire.Offer{Gen: uint32(g), Vectors: vecs}))
+	return nil
+}
+
+// onOffer accepts the offered vectors that are innovative with respect to
+// what we hold and have asked for, up to what the generation still needs,
+// and asks for their blocks.
+func (c *conn) onOffer(g int, vecs []byte) error {
+	s := c.s
+	gen := s.gens[g]
+	k := gen.blocks
+	s.mu.Lock()
+	reqs := c.offerReqs[g]
+	if len(reqs) == 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: offer for generation %d not requested", errProtocol, g)
+	}
+	s.outstanding[g] -= int32(reqs[0])
+	if len(reqs) == 1 {
+		delete(c.offerReqs, g)
+	} else {
+		c.offerReqs[g] = reqs[1:]
+	}
+	var accepted [][]byte
+	gen.mu.Lock()
+	if !gen.complete.Load() && gen.basis != nil {
+		now := time.Now()
+		for i := 0; i+k <= len(vecs); i += k {
+			if gen.blocks-int(gen.rank.Load())-len(gen.pending) <= 0 {
+				break
+			}
+			v := vecs[i : i+k]
+			if gen.basis.Add(v) {
+				v = append([]byte(nil), v...)
+				gen.pending = append(gen.pending, pendingWant{c: c, v: v, at: now})
+				accepted = append(accepted, v)
+			}
+		}
+		gen.npending.Store(int32(len(gen.pending)))
+	}
+	gen.mu.Unlock()
+	if len(accepted) > 0 {
+		c.wantsOut += len(accepted)
+		c.pendingGens[g] += len(accepted)
+	} else if len(vecs) > 0 && c.useless != nil {
+		c.useless[g] = true
+	}
+	s.mu.Unlock()
+	for _, v := range accepted {
+		c.enqueue(wire.Append(nil, wire.Want{Gen: uint32(g), Coeffs: v}))
+	}
+	s.kick()
+	return nil
+}
+
+// onWant queues a block the neighbour asked for.
+func (c *conn) onWant(w wire.Want) error {
+	c.qmu.Lock()
+	if len(c.wants) >= maxQueuedWants {
+		c.qmu.Unlock()
+		return fmt.Errorf("%w: more than %d blocks wanted", errProtocol, maxQueuedWants)
+	}
+	c.wants = append(c.wants, want{gen: int(w.Gen), urgent: w.Urgent, v: append([]byte(nil), w.Coeffs...)})
+	c.qmu.Unlock()
+	c.wakeWriter()
+	return nil
+}
+
+// onReject forgets wants the neighbour declined.
+func (c *conn) onReject(g, n int, reason wire.RejectReason) {
+	s := c.s
+	s.mu.Lock()
+	s.dropWants(c, g, n, false)
+	if c.capped != nil {
+		switch reason {
+		case wire.RejectCapped:
+			c.capped[g] = true
+		default:
+			c.useless[g] = true
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// onBlock handles a coded block: it must answer one of our wants; its
+// payload is verified before it is decoded.
+func (c *conn) onBlock(b wire.Block) error {
+	s := c.s
+	g := int(b.Gen)
+	gen := s.gens[g]
+	n := int64(len(b.Payload))
+	c.recvBytes.Add(n)
+	c.recvRate.add(n)
+	s.stats.blocksIn.Add(1)
+	s.stats.received[sourceOf(c.role)].Add(n)
+	if err := waitN(s.ctx, s.node.down, int(n)); err != nil {
+		return err
+	}
+	defer s.kick()
+
+	// Match it to a want and take the want off the books.
+	s.mu.Lock()
+	c.lastBlock = time.Now()
+	gen.mu.Lock()
+	idx := -1
+	for i, p := range gen.pending {
+		if p.c == c && bytes.Equal(p.v, b.Coeffs) {
+			idx = i
+			break
+		}
+	}
+	if idx >= 0 {
+		last := len(gen.pending) - 1
+		gen.pending[idx] = gen.pending[last]
+		gen.pending[last] = pendingWant{}
+		gen.pending = gen.pending[:last]
+		gen.npending.Store(int32(last))
+		c.wantsOut = max(0, c.wantsOut-1)
+		if c.pendingGens[g]--; c.pendingGens[g] <= 0 {
+			delete(c.pendingGens, g)
+		}
+	}
+	if idx < 0 {
+		// A block we gave up waiting for (or never asked for). Use it if it
+		// still brings something new: it may carry the only copy of a
+		// dimension a seed sent.
+		if c.late > 0 {
+			c.late--
+		} else {
+			c.unsolicited++
+			if c.unsolicited > maxUnsolicited {
+				gen.mu.Unlock()
+				s.mu.Unlock()
+				return fmt.Errorf("%w: %d blocks nobody asked for", errProtocol, c.unsolicited)
+			}
+		}
+	}
+	if gen.complete.Load() || gen.dec == nil || (idx < 0 && !gen.dec.innovative(b.Coeffs)) {
+		gen.mu.Unlock()
+		s.stats.wasted.Add(1)
+		s.mu.Unlock()
+		return nil
+	}
+	sums := gen.sums
+	gen.mu.Unlock()
+	s.mu.Unlock()
+
+	if sums == nil || !s.verify(g, b.Coeffs, b.Payload, sums) {
+		s.stats.polluted.Add(1)
+		if sums == nil {
+			return fmt.Errorf("%w: block of generation %d before its checksums", errProtocol, g)
+		}
+		s.polluter(c, g)
+		return errPolluted
+	}
+
+	gen.mu.Lock()
+	if gen.complete.Load() || gen.dec == nil {
+		gen.mu.Unlock()
+		s.stats.wasted.Add(1)
+		return nil
+	}
+	if !gen.dec.add(b.Coeffs, b.Payload) {
+		gen.mu.Unlock()
+		s.stats.nonInnovative.Add(1)
+		return nil
+	}
+	if idx < 0 {
+		// The row came from outside the pending set: keep the basis exact.
+		s.rebuildBasis(gen)
+	}
+	rank := gen.dec.rank()
+	gen.rank.Store(int32(rank))
+	gen.progress.Store(time.Now().UnixNano())
+	if rank < gen.blocks {
+		gen.mu.Unlock()
+		s.broadcastHave(g, rank)
+		return nil
+	}
+	// Full rank: check and store.
+	err := s.finishGeneration(g, gen.dec.data())
+	if errors.Is(err, ErrStorage) {
+		gen.mu.Unlock()
+		return err
+	}
+	if err != nil {
+		s.log.Warn("generation failed its manifest hash; fetching it again", "gen", g, "err", err)
+		gen.dec.reset()
+		gen.rank.Store(0)
+		s.rebuildBasis(gen)
+		gen.mu.Unlock()
+		return nil
+	}
+	s.releaseDecoder(gen)
+	gen.basis = nil
+	moot := gen.pending
+	gen.pending = nil
+	gen.npending.Store(0)
+	gen.mu.Unlock()
+	s.afterComplete(g, moot)
+	return nil
+}
+
+func (s *Swarm) broadcastHave(g, rank int) {
+	s.mu.Lock()
+	for o := range s.conns {
+		o.sendHave(g, rank)
+	}
+	s.mu.Unlock()
+}
+
+// polluter bans a neighbour that sent a bad block; the caller closes the
+// connection.
+func (s *Swarm) polluter(c *conn, g int) {
+	s.log.Warn("block failed verification: banning neighbour", "peer", c.peer.Short(), "addr", c.addr, "gen", g)
+	s.mu.Lock()
+	s.banned[c.peer] = true
+	delete(s.candidates, c.addr.String())
+	s.mu.Unlock()
+	if s.cfg.OnPolluter != nil {
+		go s.cfg.OnPolluter(c.peer, c.addr)
+	}
+}
+
+// writeLoop sends control frames first, then the blocks wanted, in order.
+func (c *conn) writeLoop() {
+	s := c.s
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	bs := s.m.BlockSize
+	payload := make([]byte, bs)
+	var hdr []byte
+	keepalive := time.NewTimer(30 * time.Second)
+	defer keepalive.Stop()
+	fail := func() { c.close(wire.ByeNormal, "") }
+	for {
+		c.qmu.Lock()
+		ctrl := c.ctrl
+		c.ctrl = nil
+		var w want
+		haveWant := len(c.wants) > 0
+		if haveWant {
+			w = c.wants[0]
+			c.wants[0] = want{}
+			c.wants = c.wants[1:]
+		}
+		c.qmu.Unlock()
+		for _, f := range ctrl {
+			if _, err := bw.Write(f); err != nil {
+				fail()
+				return
+			}
+		}
+		if !haveWant {
+			if err := bw.Flush(); err != nil {
+				fail()
+				return
+			}
+			select {
+			case <-c.closed:
+				return
+			case <-c.signal:
+			case <-keepalive.C:
+				c.enqueue(wire.Append(nil, wire.Keepalive{}))
+			}
+			keepalive.Reset(30 * time.Second)
+			continue
+		}
+		if reason, ok := s.produce(w, payload); !ok {
+			c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(w.gen), Count: 1, Reason: reason}))
+			continue
+		}
+		// Flush what is buffered before waiting for upload tokens, so that
+		// control frames are not held back by the rate limiter.
+		if s.node.up != nil && bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				fail()
+				return
+			}
+		}
+		if err := waitN(s.ctx, s.node.up, bs); err != nil {
+			return
+		}
+		hdr = wire.BlockHeader(hdr[:0], uint32(w.gen), len(w.v), bs)
+		bw.Write(hdr)
+		bw.Write(w.v)
+		if _, err := bw.Write(payload); err != nil {
+			fail()
+			return
+		}
+		c.sentBytes.Add(int64(bs))
+		c.sendRate.add(int64(bs))
+		s.stats.sent.Add(int64(bs))
+		if err := bw.Flush(); err != nil {
+			fail()
+			return
+		}
+	}
+}
+
+// rateMeter is an exponentially smoothed byte rate.
+type rateMeter struct {
+	mu    sync.Mutex
+	last  time.Time
+	value float64 // bytes per second
+	acc   int64
+}
+
+const rateWindow = 2 * time.Second
+
+func (m *rateMeter) add(n int64) {
+	m.mu.Lock()
+	m.acc += n
+	m.tick(time.Now())
+	m.mu.Unlock()
+}
+
+func (m *rateMeter) tick(now time.Time) {
+	if m.last.IsZero() {
+		m.last = now
+		return
+	}
+	dt := now.Sub(m.last)
+	if dt < 100*time.Millisecond {
+		return
+	}
+	inst := float64(m.acc) / dt.Seconds()
+	alpha := min(1, dt.Seconds()/rateWindow.Seconds())
+	m.value += alpha * (inst - m.value)
+	m.acc = 0
+	m.last = now
+}
+
+func (m *rateMeter) rate() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tick(time.Now())
+	return m.value
+}

@@ -1,0 +1,350 @@
+package swarm
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"avalanche/internal/rlnc"
+	"avalanche/internal/wire"
+)
+
+// Scheduling knobs.
+const (
+	// wantTimeout: wants a link has not delivered after this long are given
+	// up (the generation's need is re-opened for other links).
+	wantTimeout = 4 * time.Second
+	// urgentAfter: a generation without progress this long may ask a seed
+	// past its cap.
+	urgentAfter = 2 * time.Second
+	// maxOfferBatch bounds the vectors requested in one Request.
+	maxOfferBatch = 16
+)
+
+// schedule asks neighbours for blocks: for each link with room in its
+// pipeline, pick a generation it can help with; ask a neighbour that holds
+// the whole generation for blocks directly (we choose the coefficient
+// vectors), and a partial one for offers first.
+func (s *Swarm) schedule() {
+	if s.cfg.Out == nil || s.isComplete() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.expireWants(now)
+	// Release slots of generations nothing is arriving for.
+	for i := 0; i < len(s.active); i++ {
+		g := s.active[i]
+		gen := s.gens[g]
+		if gen.rank.Load() == 0 && gen.npending.Load() == 0 && s.outstanding[g] == 0 {
+			s.active = append(s.active[:i], s.active[i+1:]...)
+			i--
+		}
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.remote != nil {
+			conns = append(conns, c)
+		}
+	}
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	var frames []func()
+	for pass := 0; pass < 8; pass++ {
+		progress := false
+		for _, c := range conns {
+			if c.wantsOut+len(c.offerReqs) >= c.depth {
+				continue
+			}
+			g, urgent := s.pick(c, now)
+			if g < 0 {
+				continue
+			}
+			gen := s.gens[g]
+			need := s.need(g)
+			if c.holds(g) {
+				n := min(c.depth-c.wantsOut, max(1, need), max(1, c.depth/2))
+				vs := s.makeWants(c, g, n)
+				for _, v := range vs {
+					frames = append(frames, wantFrame(c, g, v, urgent))
+				}
+				progress = progress || len(vs) > 0
+				continue
+			}
+			n := min(max(1, need), int(c.remote[g]), maxOfferBatch, gen.blocks)
+			c.offerReqs[g] = append(c.offerReqs[g], n)
+			s.outstanding[g] += int32(n)
+			frames = append(frames, requestFrame(c, g, n))
+			progress = true
+		}
+		if !progress {
+			break
+		}
+	}
+	for _, f := range frames {
+		f()
+	}
+}
+
+func wantFrame(c *conn, g int, v []byte, urgent bool) func() {
+	return func() { c.enqueue(wire.Append(nil, wire.Want{Gen: uint32(g), Urgent: urgent, Coeffs: v})) }
+}
+
+func requestFrame(c *conn, g, n int) func() {
+	return func() { c.enqueue(wire.Append(nil, wire.Request{Gen: uint32(g), Count: uint16(n)})) }
+}
+
+// makeWants draws up to n random coefficient vectors that extend the span
+// of what we hold and have asked for, and records them as wanted from c.
+// Caller holds s.mu.
+func (s *Swarm) makeWants(c *conn, g, n int) [][]byte {
+	gen := s.gens[g]
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
+	s.activate(gen)
+	if gen.basis == nil {
+		return nil
+	}
+	var out [][]byte
+	now := time.Now()
+	for len(out) < n && gen.basis.Rank() < gen.blocks {
+		v := make([]byte, gen.blocks)
+		rlnc.RandomCoefficients(s.rng, v)
+		if !gen.basis.Add(v) {
+			continue
+		}
+		gen.pending = append(gen.pending, pendingWant{c: c, v: v, at: now})
+		out = append(out, v)
+	}
+	gen.npending.Store(int32(len(gen.pending)))
+	if len(out) > 0 {
+		c.wantsOut += len(out)
+		c.pendingGens[g] += len(out)
+	}
+	return out
+}
+
+// activate gives an active generation its decoder and basis. Caller holds
+// gen.mu.
+func (s *Swarm) activate(gen *generation) {
+	if gen.complete.Load() {
+		return
+	}
+	if gen.dec == nil {
+		gen.dec = s.newDecoder(gen)
+	}
+	if gen.basis == nil {
+		gen.basis = rlnc.NewBasis(gen.blocks)
+		s.rebuildBasis(gen)
+	}
+}
+
+// expireWants gives up wants that waited too long, so that a slow or stuck
+// link cannot hold a generation hostage. Caller holds s.mu.
+func (s *Swarm) expireWants(now time.Time) {
+	for _, g := range s.active {
+		gen := s.gens[g]
+		gen.mu.Lock()
+		var stale map[*conn]int
+		for _, p := range gen.pending {
+			if now.Sub(p.at) > wantTimeout {
+				if stale == nil {
+					stale = map[*conn]int{}
+				}
+				stale[p.c]++
+			}
+		}
+		gen.mu.Unlock()
+		for c, n := range stale {
+			s.dropWants(c, g, n, true)
+			c.depth = max(2, c.depth/2)
+		}
+	}
+}
+
+// need returns how many more blocks of g to ask for, counting wants
+// outstanding and vectors requested in offers. Caller holds s.mu.
+func (s *Swarm) need(g int) int {
+	gen := s.gens[g]
+	return gen.blocks - int(gen.rank.Load()) - int(gen.npending.Load()) - int(s.outstanding[g])
+}
+
+// usable reports whether c can help with g now, and whether asking it
+// would be urgent (a seed past its cap). Caller holds s.mu.
+func (s *Swarm) usable(c *conn, g int, now time.Time) (ok, urgent bool) {
+	gen := s.gens[g]
+	r := int(c.remote[g])
+	if r == 0 || gen.complete.Load() || !gen.hasSums.Load() {
+		return false, false
+	}
+	if r < gen.blocks {
+		// A partial neighbour: one request for offers at a time, and not
+		// while its last offers held nothing new.
+		return !c.useless[g] && len(c.offerReqs[g]) == 0, false
+	}
+	if c.capped[g] {
+		last := time.Unix(0, gen.progress.Load())
+		if gen.npending.Load() == 0 && now.Sub(last) > urgentAfter {
+			return true, true
+		}
+		return false, false
+	}
+	return true, false
+}
+
+// pick chooses the generation to ask c for: an active generation c can help
+// with that still needs blocks (the one closest to completion, or the
+// earliest when streaming); else a new generation if a slot is free. Caller
+// holds s.mu.
+func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
+	best, bestScore, bestUrgent := -1, -1, false
+	for _, a := range s.active {
+		ok, u := s.usable(c, a, now)
+		if !ok || s.need(a) <= 0 {
+			continue
+		}
+		score := int(s.gens[a].rank.Load()) + int(s.gens[a].npending.Load())
+		if s.cfg.Stream {
+			score = len(s.gens) - a
+		}
+		if score > bestScore {
+			best, bestScore, bestUrgent = a, score, u
+		}
+	}
+	if best >= 0 {
+		return best, bestUrgent
+	}
+	if len(s.active) < s.cfg.Slots {
+		if g := s.choose(c, now); g >= 0 {
+			s.active = append(s.active, g)
+			gen := s.gens[g]
+			gen.mu.Lock()
+			s.activate(gen)
+			gen.mu.Unlock()
+			if gen.progress.Load() == 0 {
+				gen.progress.Store(now.UnixNano())
+			}
+			return g, false
+		}
+	}
+	return -1, false
+}
+
+// choose selects a generation to start: one c can help with, that we lack,
+// whose checksums we have, and that is not active yet. Rarest first (fewest
+// blocks among the neighbours), random among ties; in order when streaming.
+// Caller holds s.mu.
+func (s *Swarm) choose(c *conn, now time.Time) int {
+	best, bestAvail, ties := -1, int32(0), 0
+	for g := range s.gens {
+		if s.isActive(g) {
+			continue
+		}
+		if ok, urgent := s.usable(c, g, now); !ok || urgent {
+			continue
+		}
+		if s.cfg.Stream {
+			return g
+		}
+		a := s.avail[g]
+		switch {
+		case best < 0 || a < bestAvail:
+			best, bestAvail, ties = g, a, 1
+		case a == bestAvail:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = g
+			}
+		}
+	}
+	return best
+}
+
+// maintain dials candidates while the swarm needs more neighbours and
+// drops links that are of no use to either side.
+func (s *Swarm) maintain() {
+	s.mu.Lock()
+	complete := s.isComplete()
+	var idle []*conn
+	for c := range s.conns {
+		if complete && c.remoteDone && c.remote != nil {
+			idle = append(idle, c)
+		}
+	}
+	want := s.cfg.MaxPeers - len(s.conns)
+	var dial []PeerAddr
+	if !complete && want > 0 {
+		connected := map[string]bool{}
+		for c := range s.conns {
+			connected[c.addr.String()] = true
+		}
+		for addr, p := range s.candidates {
+			if len(dial) >= min(want, 8) {
+				break
+			}
+			if connected[addr] || (!p.ID.IsZero() && s.byID[p.ID] != nil) || s.banned[p.ID] {
+				continue
+			}
+			if !s.backoffOK(addr) {
+				continue
+			}
+			dial = append(dial, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range idle {
+		go c.close(wire.ByeNormal, "both complete")
+	}
+	for _, p := range dial {
+		go func(p PeerAddr) {
+			ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
+			defer cancel()
+			err := s.node.dial(ctx, s, p)
+			s.mu.Lock()
+			s.noteDial(p.Addr, err)
+			s.mu.Unlock()
+			if err != nil {
+				s.log.Debug("dial failed", "addr", p.Addr, "err", err)
+			}
+		}(p)
+	}
+}
+
+// backoff is the redial state of one candidate address, guarded by s.mu.
+type backoff struct {
+	fails int
+	next  time.Time
+	busy  bool
+}
+
+func (s *Swarm) backoffOK(addr string) bool {
+	if s.dials == nil {
+		s.dials = map[string]*backoff{}
+	}
+	b := s.dials[addr]
+	if b == nil {
+		b = &backoff{}
+		s.dials[addr] = b
+	}
+	if b.busy || time.Now().Before(b.next) {
+		return false
+	}
+	b.busy = true
+	return true
+}
+
+func (s *Swarm) noteDial(addr string, err error) {
+	b := s.dials[addr]
+	if b == nil {
+		return
+	}
+	b.busy = false
+	if err == nil {
+		b.fails = 0
+		b.next = time.Now().Add(2 * time.Second)
+		return
+	}
+	b.fails++
+	d := time.Duration(1<<min(b.fails, 6)) * 500 * time.Millisecond
+	b.next = time.Now().Add(d + time.Duration(rand.Int64N(int64(d/2+1))))
+}

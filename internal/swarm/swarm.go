@@ -1,0 +1,579 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
+	"avalanche/internal/rlnc"
+	"avalanche/internal/wire"
+)
+
+// Errors.
+var (
+	ErrClosed       = errors.New("swarm: closed")
+	ErrHashMismatch = errors.New("swarm: generation does not match the manifest")
+	ErrNotSource    = errors.New("swarm: generation not held")
+	ErrStorage      = errors.New("swarm: storage failure")
+)
+
+// Config describes this node's part in one swarm.
+type Config struct {
+	// Manifest describes the content. Required.
+	Manifest *manifest.Manifest
+	// Data reads generations this node holds. Required for sources and for
+	// downloaders resuming or serving what they finished.
+	Data io.ReaderAt
+	// Out receives verified generations (downloaders). Nil for sources.
+	Out io.WriterAt
+	// Have marks generations already held and verified (resume). Nil means
+	// none for downloaders; sources (Out == nil) hold everything.
+	Have []bool
+	// MasterKey, when set, makes this node an issuer of checksum keys and
+	// checksums (the origin).
+	MasterKey []byte
+	// Checks is the number of linear checks per block (t); default 4.
+	Checks int
+	// Stream makes the downloader fetch generations in order (for --stream)
+	// instead of rarest first.
+	Stream bool
+	// Slots bounds generations being decoded at once; default 8.
+	Slots int
+	// MaxPeers bounds connections in this swarm; default 30.
+	MaxPeers int
+	// Depth is the initial number of blocks requested ahead per
+	// connection; default 8, adapted to each link's rate up to MaxDepth.
+	Depth, MaxDepth int
+	// SeedCap, for sources that are not peers (origin, edge): once every
+	// generation has been sent SeedCap × its size, further requests are
+	// served only when the swarm seems to lack the generation. 0 = no cap.
+	SeedCap float64
+	// OnGeneration is called (from an internal goroutine) after generation
+	// g was verified and written to Out.
+	OnGeneration func(g int)
+	// OnPolluter is called when a neighbour sent a block that failed
+	// verification; the neighbour has already been disconnected and banned.
+	OnPolluter func(id identity.ID, addr netip.AddrPort)
+	// Logger receives events; nil discards.
+	Logger *slog.Logger
+}
+
+// Source says where a received byte came from.
+type Source int
+
+// Sources of received bytes.
+const (
+	FromPeer Source = iota
+	FromOrigin
+	FromEdge
+	FromHTTP
+	numSources
+)
+
+func sourceOf(r wire.Role) Source {
+	switch r {
+	case wire.RoleOrigin:
+		return FromOrigin
+	case wire.RoleEdge:
+		return FromEdge
+	}
+	return FromPeer
+}
+
+// Stats is a snapshot of a swarm's counters.
+type Stats struct {
+	Generations   int
+	Complete      int               // generations held
+	Rank          int64             // innovative blocks held, including complete generations
+	Blocks        int64             // blocks in the content
+	Received      [numSources]int64 // payload bytes received by source
+	Sent          int64             // payload bytes sent
+	BlocksIn      int64             // blocks received
+	NonInnovative int64             // blocks dropped as not innovative
+	Wasted        int64             // blocks for generations already complete
+	Polluted      int64             // blocks that failed verification
+	Peers         int               // live connections
+	SumsPending   int               // generations whose checksums are still awaited
+	HashFailures  int64
+}
+
+// Downloaded returns the payload bytes received from all sources.
+func (s Stats) Downloaded() int64 {
+	var n int64
+	for _, v := range s.Received {
+		n += v
+	}
+	return n
+}
+
+// generation is the state of one generation in this swarm.
+type generation struct {
+	index  int
+	blocks int   // source blocks (k, fewer for a short last generation)
+	off    int64 // byte offset in the file
+	size   int   // real bytes
+
+	complete atomic.Bool
+	rank     atomic.Int32
+	sent     atomic.Int64 // blocks sent (source side), for systematic order and the seed cap
+
+	hasSums  atomic.Bool  // sums is set
+	npending atomic.Int32 // len(pending), readable without mu
+	progress atomic.Int64 // unix nanoseconds of the last rank increase
+
+	// mu guards the fields below. Lock order: Swarm.mu before generation.mu;
+	// never take Swarm.mu while holding generation.mu.
+	mu      sync.Mutex
+	dec     *decoder
+	basis   *rlnc.Basis   // span of dec's rows plus every pending want
+	pending []pendingWant // blocks asked for and not yet received
+	sums    []byte        // checksums of the source blocks under our key (downloaders)
+	checker *checker      // verifies blocks of this generation against sums
+}
+
+// pendingWant is a block asked for with a Want: from whom, with which
+// coefficient vector.
+type pendingWant struct {
+	c  *conn
+	v  []byte
+	at time.Time
+}
+
+// Swarm is this node's part in the swarm of one piece of content. Its
+// methods are safe for concurrent use.
+type Swarm struct {
+	node *Node
+	cfg  Config
+	m    *manifest.Manifest
+	id   manifest.ID
+	log  *slog.Logger
+	gens []*generation
+
+	cache    *genCache
+	decoders sync.Pool // of *decoder with K blocks
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when every generation is held
+	doneOnce sync.Once
+	wake     chan struct{}
+	failed   chan struct{} // closed on a fatal error
+	failOnce sync.Once
+	err      error
+
+	// checksum state (downloaders)
+	checks int
+	keyMu  sync.Mutex
+	key    *checkKey // nil until an origin sent our key
+
+	mu          sync.Mutex // guards the fields below
+	conns       map[*conn]struct{}
+	byID        map[identity.ID]*conn
+	banned      map[identity.ID]bool
+	avail       []int32             // Σ neighbour ranks per generation
+	active      []int               // generations being decoded
+	outstanding []int32             // vectors requested in offers not yet received, per generation
+	candidates  map[string]PeerAddr // addresses to dial, by address
+	sumsAsked   []bool
+	dials       map[string]*backoff
+	rng         *rand.Rand // for coefficient vectors drawn by the scheduler
+	encRand     *rand.Rand // unused by Combine; given to encoders so they do not seed their own
+
+	stats struct {
+		received      [numSources]atomic.Int64
+		sent          atomic.Int64
+		blocksIn      atomic.Int64
+		nonInnovative atomic.Int64
+		wasted        atomic.Int64
+		polluted      atomic.Int64
+		hashFailures  atomic.Int64
+	}
+	completeCount atomic.Int32
+}
+
+// PeerAddr is a node to connect to.
+type PeerAddr struct {
+	ID   identity.ID // expected key; zero accepts any
+	Addr string      // host:port
+	Role wire.Role
+}
+
+func (c *Config) setDefaults() {
+	if c.Checks == 0 {
+		c.Checks = 4
+	}
+	if c.Slots == 0 {
+		c.Slots = 8
+	}
+	if c.MaxPeers == 0 {
+		c.MaxPeers = 30
+	}
+	if c.Depth == 0 {
+		c.Depth = 8
+	}
+	if c.MaxDepth == 0 {
+		c.MaxDepth = 64
+	}
+}
+
+func newSwarm(n *Node, cfg Config) (*Swarm, error) {
+	if cfg.Manifest == nil {
+		return nil, errors.New("swarm: no manifest")
+	}
+	cfg.setDefaults()
+	m := cfg.Manifest
+	s := &Swarm{
+		node:       n,
+		cfg:        cfg,
+		m:          m,
+		id:         m.ID(),
+		log:        n.log.With("content", m.ID().Short()),
+		done:       make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		failed:     make(chan struct{}),
+		checks:     cfg.Checks,
+		conns:      map[*conn]struct{}{},
+		byID:       map[identity.ID]*conn{},
+		banned:     map[identity.ID]bool{},
+		candidates: map[string]PeerAddr{},
+		rng:        newRand(),
+		encRand:    newRand(),
+	}
+	if cfg.Logger != nil {
+		s.log = cfg.Logger.With("content", m.ID().Short())
+	}
+	ng := m.Generations()
+	s.gens = make([]*generation, ng)
+	s.avail = make([]int32, ng)
+	s.outstanding = make([]int32, ng)
+	s.sumsAsked = make([]bool, ng)
+	source := cfg.Out == nil
+	if !source && cfg.Have != nil && len(cfg.Have) != ng {
+		return nil, fmt.Errorf("swarm: Have has %d entries for %d generations", len(cfg.Have), ng)
+	}
+	if (source || cfg.Have != nil) && cfg.Data == nil {
+		return nil, errors.New("swarm: held generations but no Data to read them from")
+	}
+	for g := range s.gens {
+		off, n := m.GenerationSpan(g)
+		gen := &generation{index: g, blocks: m.GenerationBlocks(g), off: off, size: int(n)}
+		if source || (cfg.Have != nil && cfg.Have[g]) {
+			gen.complete.Store(true)
+			gen.rank.Store(int32(gen.blocks))
+			s.completeCount.Add(1)
+		}
+		s.gens[g] = gen
+	}
+	s.cache = newGenCache(16, s.loadGeneration)
+	s.ctx, s.cancel = context.WithCancel(n.ctx)
+	if s.isComplete() {
+		s.doneOnce.Do(func() { close(s.done) })
+	}
+	return s, nil
+}
+
+// ID returns the content ID.
+func (s *Swarm) ID() manifest.ID { return s.id }
+
+// Manifest returns the swarm's manifest.
+func (s *Swarm) Manifest() *manifest.Manifest { return s.m }
+
+// Done is closed once this node holds every generation.
+func (s *Swarm) Done() <-chan struct{} { return s.done }
+
+func (s *Swarm) isComplete() bool { return int(s.completeCount.Load()) == len(s.gens) }
+
+// fail records a fatal error and stops the swarm.
+func (s *Swarm) fail(err error) {
+	s.failOnce.Do(func() {
+		s.err = err
+		close(s.failed)
+		s.log.Error("swarm failed", "err", err)
+		go s.Close()
+	})
+}
+
+// Failed is closed when the swarm stopped on a fatal error (see Err).
+func (s *Swarm) Failed() <-chan struct{} { return s.failed }
+
+// Err returns the fatal error, if any.
+func (s *Swarm) Err() error {
+	select {
+	case <-s.failed:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Complete reports whether this node holds every generation.
+func (s *Swarm) Complete() bool { return s.isComplete() }
+
+// Held reports which generations this node holds.
+func (s *Swarm) Held() []bool {
+	out := make([]bool, len(s.gens))
+	for i, g := range s.gens {
+		out[i] = g.complete.Load()
+	}
+	return out
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Swarm) Stats() Stats {
+	st := Stats{Generations: len(s.gens), Complete: int(s.completeCount.Load())}
+	for _, g := range s.gens {
+		st.Rank += int64(g.rank.Load())
+		st.Blocks += int64(g.blocks)
+	}
+	for i := range st.Received {
+		st.Received[i] = s.stats.received[i].Load()
+	}
+	st.Sent = s.stats.sent.Load()
+	st.BlocksIn = s.stats.blocksIn.Load()
+	st.NonInnovative = s.stats.nonInnovative.Load()
+	st.Wasted = s.stats.wasted.Load()
+	st.Polluted = s.stats.polluted.Load()
+	st.HashFailures = s.stats.hashFailures.Load()
+	s.mu.Lock()
+	st.Peers = len(s.conns)
+	s.mu.Unlock()
+	return st
+}
+
+// PeerStat describes one live connection.
+type PeerStat struct {
+	ID       identity.ID
+	Addr     string
+	Role     wire.Role
+	Outbound bool
+	RecvRate float64 // payload bytes/s received, smoothed
+	SendRate float64
+	Received int64
+	Sent     int64
+}
+
+// Peers lists live connections.
+func (s *Swarm) Peers() []PeerStat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PeerStat, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c.stat())
+	}
+	return out
+}
+
+// Close leaves the swarm: every connection is closed with a goodbye.
+func (s *Swarm) Close() error {
+	s.node.leave(s)
+	s.cancel()
+	s.mu.Lock()
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.close(wire.ByeNormal, "leaving")
+	}
+	return nil
+}
+
+// AddPeers offers addresses to connect to (from a tracker). The swarm dials
+// as many as it needs, skipping ones it is connected to or has banned.
+func (s *Swarm) AddPeers(peers []PeerAddr) {
+	s.mu.Lock()
+	for _, p := range peers {
+		if p.ID == s.node.id || s.banned[p.ID] {
+			continue
+		}
+		if _, ok := s.candidates[p.Addr]; !ok {
+			s.candidates[p.Addr] = p
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// kick wakes the scheduler.
+func (s *Swarm) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loadGeneration reads generation g's bytes, padded to whole blocks, from
+// Data into buf (reallocated if too small).
+func (s *Swarm) loadGeneration(g int, buf []byte) ([]byte, error) {
+	gen := s.gens[g]
+	if !gen.complete.Load() {
+		return buf, ErrNotSource
+	}
+	need := gen.blocks * s.m.BlockSize
+	if cap(buf) < need {
+		buf = make([]byte, need)
+	}
+	buf = buf[:need]
+	n, err := s.cfg.Data.ReadAt(buf[:gen.size], gen.off)
+	if n == gen.size {
+		err = nil
+	}
+	if err != nil {
+		return buf, fmt.Errorf("swarm: reading generation %d: %w", g, err)
+	}
+	clear(buf[gen.size:])
+	return buf, nil
+}
+
+// finishGeneration checks a fully decoded generation against the manifest
+// and stores it. data holds the generation padded to whole blocks.
+func (s *Swarm) finishGeneration(g int, data []byte) error {
+	gen := s.gens[g]
+	if sha256.Sum256(data[:gen.size]) != s.m.GenHashes[g] {
+		s.stats.hashFailures.Add(1)
+		return fmt.Errorf("%w: generation %d", ErrHashMismatch, g)
+	}
+	if _, err := s.cfg.Out.WriteAt(data[:gen.size], gen.off); err != nil {
+		err = fmt.Errorf("%w: writing generation %d: %w", ErrStorage, g, err)
+		s.fail(err)
+		return err
+	}
+	s.cache.put(g, data)
+	gen.complete.Store(true)
+	gen.rank.Store(int32(gen.blocks))
+	n := s.completeCount.Add(1)
+	if s.cfg.OnGeneration != nil {
+		s.cfg.OnGeneration(g)
+	}
+	if int(n) == len(s.gens) {
+		s.doneOnce.Do(func() { close(s.done) })
+		s.log.Info("download complete")
+	}
+	return nil
+}
+
+// InjectGeneration stores a generation obtained elsewhere (HTTP fallback)
+// after checking it against the manifest. data holds the real bytes.
+func (s *Swarm) InjectGeneration(g int, data []byte) error {
+	if g < 0 || g >= len(s.gens) {
+		return fmt.Errorf("swarm: generation %d out of range", g)
+	}
+	gen := s.gens[g]
+	if gen.complete.Load() {
+		return nil
+	}
+	if len(data) != gen.size {
+		return fmt.Errorf("swarm: generation %d: %d bytes, want %d", g, len(data), gen.size)
+	}
+	buf := make([]byte, gen.blocks*s.m.BlockSize)
+	copy(buf, data)
+	gen.mu.Lock()
+	if gen.complete.Load() {
+		gen.mu.Unlock()
+		return nil
+	}
+	if err := s.finishGeneration(g, buf); err != nil {
+		gen.mu.Unlock()
+		return err
+	}
+	s.stats.received[FromHTTP].Add(int64(len(data)))
+	s.releaseDecoder(gen)
+	gen.basis = nil
+	moot := gen.pending
+	gen.pending = nil
+	gen.npending.Store(0)
+	gen.mu.Unlock()
+	s.afterComplete(g, moot)
+	return nil
+}
+
+// afterComplete tells neighbours and the scheduler that g is held; moot
+// are the wants for g still outstanding.
+func (s *Swarm) afterComplete(g int, moot []pendingWant) {
+	s.mu.Lock()
+	s.removeActive(g)
+	s.mootWants(g, moot)
+	for c := range s.conns {
+		c.sendHave(g, s.gens[g].blocks)
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// Missing returns generations not held, not being decoded, in index order.
+func (s *Swarm) Missing() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for g, gen := range s.gens {
+		if !gen.complete.Load() && !s.isActive(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Incomplete returns every generation not yet held, with its current rank.
+func (s *Swarm) Incomplete() (gens []int, ranks []int) {
+	for g, gen := range s.gens {
+		if !gen.complete.Load() {
+			gens = append(gens, g)
+			ranks = append(ranks, int(gen.rank.Load()))
+		}
+	}
+	return
+}
+
+func (s *Swarm) isActive(g int) bool {
+	for _, a := range s.active {
+		if a == g {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Swarm) removeActive(g int) {
+	for i, a := range s.active {
+		if a == g {
+			s.active = append(s.active[:i], s.active[i+1:]...)
+			return
+		}
+	}
+}
+
+// rng returns a fresh seeded generator (per goroutine; not shared).
+func newRand() *rand.Rand {
+	return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+}
+
+// run is the swarm's maintenance loop: scheduling, dialing, timeouts.
+func (s *Swarm) run() {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	dialTick := time.NewTicker(500 * time.Millisecond)
+	defer dialTick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+			s.schedule()
+		case <-tick.C:
+			s.schedule()
+		case <-dialTick.C:
+			s.maintain()
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
+	"avalanche/internal/wire"
+)
+
+// memFile is an in-memory io.ReaderAt + io.WriterAt.
+type memFile struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return copy(p, f.b[off:]), nil
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return copy(f.b[off:], p), nil
+}
+
+func randomData(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func testManifest(t testing.TB, data []byte, k, bs int) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.FromReader(bytes.NewReader(data), k, bs, "test", "file.bin", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sign(ed25519.NewKeyFromSeed(make([]byte, 32))); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// testNode starts a node listening on loopback.
+func testNode(t testing.TB, ctx context.Context, role wire.Role, up int64) (*Node, string) {
+	t.Helper()
+	n, err := NewNode(ctx, NodeConfig{Key: identity.Generate(), Role: role, UploadLimit: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.Serve(ln)
+	t.Cleanup(func() { n.Close() })
+	return n, ln.Addr().String()
+}
+
+type testSwarm struct {
+	origin     *Swarm
+	originAddr PeerAddr
+	peers      []*Swarm
+	outs       []*memFile
+	addrs      []PeerAddr
+}
+
+func startSwarm(t *testing.T, ctx context.Context, data []byte, m *manifest.Manifest, npeers int, up int64) *testSwarm {
+	t.Helper()
+	ts := &testSwarm{}
+	on, oaddr := testNode(t, ctx, wire.RoleOrigin, up)
+	o, err := on.Join(Config{Manifest: m, Data: bytes.NewReader(data), MasterKey: []byte("master secret"), SeedCap: 1.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.origin = o
+	ts.originAddr = PeerAddr{ID: on.ID(), Addr: oaddr, Role: wire.RoleOrigin}
+	for i := 0; i < npeers; i++ {
+		n, addr := testNode(t, ctx, wire.RolePeer, up)
+		out := &memFile{b: make([]byte, len(data))}
+		s, err := n.Join(Config{Manifest: m, Data: out, Out: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.peers = append(ts.peers, s)
+		ts.outs = append(ts.outs, out)
+		ts.addrs = append(ts.addrs, PeerAddr{ID: n.ID(), Addr: addr})
+	}
+	for _, s := range ts.peers {
+		s.AddPeers(append([]PeerAddr{ts.originAddr}, ts.addrs...))
+	}
+	return ts
+}
+
+func waitAll(t *testing.T, ctx context.Context, ss []*Swarm) {
+	t.Helper()
+	for i, s := range ss {
+		select {
+		case <-s.Done():
+		case <-s.Failed():
+			t.Fatalf("peer %d failed: %v", i, s.Err())
+		case <-ctx.Done():
+			st := s.Stats()
+			t.Fatalf("peer %d: timed out with %d/%d generations (%+v)\n%s", i, st.Complete, st.Generations, st, s.DebugState())
+		}
+	}
+}
+
+func TestSwarmSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	data := randomData(3*64*1024+12345, 1)
+	m := testManifest(t, data, 16, 4096)
+	ts := startSwarm(t, ctx, data, m, 4, 0)
+	waitAll(t, ctx, ts.peers)
+	for i, out := range ts.outs {
+		if !bytes.Equal(out.b, data) {
+			t.Errorf("peer %d: data differs", i)
+		}
+	}
+	st := ts.origin.Stats()
+	t.Logf("origin sent %.2f× the file", float64(st.Sent)/float64(len(data)))
+}
+
+func TestSwarm20Peers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("32 MiB to 20 peers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	data := randomData(32<<20, 2)
+	m := testManifest(t, data, 64, 32<<10)
+	const up = 4 << 20
+	start := time.Now()
+	ts := startSwarm(t, ctx, data, m, 20, up)
+	stop := make(chan struct{})
+	go func() {
+		var last int64
+		var line []string
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				t.Logf("swarm upload utilisation per second: %v", line)
+				return
+			case <-tk.C:
+			}
+			total := ts.origin.Stats().Sent
+			done := 0
+			for _, p := range ts.peers {
+				total += p.Stats().Sent
+				if p.Complete() {
+					done++
+				}
+			}
+			line = append(line, fmt.Sprintf("%.0f%%(%d)", 100*float64(total-last)/float64(21*up), done))
+			last = total
+		}
+	}()
+	waitAll(t, ctx, ts.peers)
+	close(stop)
+	el := time.Since(start)
+	for i, out := range ts.outs {
+		if !bytes.Equal(out.b, data) {
+			t.Errorf("peer %d: data differs", i)
+		}
+	}
+	st := ts.origin.Stats()
+	ratio := float64(st.Sent) / float64(len(data))
+	bound := max(float64(len(data))/up, 20*float64(len(data))/(21*up))
+	var nonInnov, wasted, in int64
+	for _, p := range ts.peers {
+		ps := p.Stats()
+		nonInnov += ps.NonInnovative
+		wasted += ps.Wasted
+		in += ps.BlocksIn
+	}
+	t.Logf("all done in %v (bound %.1fs, %.2f×); origin sent %.2f× the file; blocks in %d, non-innovative %d, wasted %d",
+		el.Round(time.Millisecond), bound, el.Seconds()/bound, ratio, in, nonInnov, wasted)
+	if ratio >= 1.3 {
+		t.Errorf("origin egress %.2f× the file, want < 1.3×", ratio)
+	}
+}

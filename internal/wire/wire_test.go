@@ -1,0 +1,187 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+)
+
+// testLayout: 3 generations of 4, 4 and 2 blocks of 1024 bytes.
+type testLayout struct{}
+
+func (testLayout) Generations() int { return 3 }
+func (testLayout) GenerationBlocks(g int) int {
+	if g == 2 {
+		return 2
+	}
+	return 4
+}
+func (testLayout) BlockLen() int { return 1024 }
+
+func sampleFrames() []Frame {
+	payload := bytes.Repeat([]byte{0xAB}, 1024)
+	return []Frame{
+		Hello{Version: Version, Role: RoleOrigin, Content: [32]byte{1, 2, 3}, Port: 7000, Complete: true},
+		Hello{Version: Version, Role: RolePeer},
+		State{Ranks: []byte{4, 0, 2}},
+		Have{Gen: 2, Rank: 1},
+		Request{Gen: 1, Count: 16},
+		Block{Gen: 0, Coeffs: []byte{1, 2, 3, 4}, Payload: payload},
+		Block{Gen: 2, Coeffs: []byte{9, 8}, Payload: payload},
+		Offer{Gen: 0, Vectors: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		Offer{Gen: 1, Vectors: []byte{}},
+		Want{Gen: 2, Urgent: true, Coeffs: []byte{3, 4}},
+		Want{Gen: 0, Coeffs: []byte{3, 4, 5, 6}},
+		Reject{Gen: 0, Count: 3, Reason: RejectCapped},
+		SumsReq{First: 0, N: 3},
+		Key{Key: [32]byte{7}, Checks: 4},
+		Sums{Gen: 2, Sums: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		Bye{Code: ByePollution, Reason: "block failed verification"},
+		Keepalive{},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	var stream []byte
+	for _, f := range sampleFrames() {
+		stream = Append(stream, f)
+	}
+	r := bytes.NewReader(stream)
+	var buf []byte
+	for i, want := range sampleFrames() {
+		body, nb, err := ReadFrame(r, buf)
+		buf = nb
+		if err != nil {
+			t.Fatalf("frame %d: ReadFrame: %v", i, err)
+		}
+		got, err := Decode(body, testLayout{})
+		if err != nil {
+			t.Fatalf("frame %d (%s): Decode: %v", i, TypeOf(want), err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("frame %d: Decode = %+v, want %+v", i, got, want)
+		}
+	}
+	if _, _, err := ReadFrame(r, buf); err != io.EOF {
+		t.Errorf("after last frame: %v, want EOF", err)
+	}
+}
+
+func TestBlockHeaderMatchesAppend(t *testing.T) {
+	b := Block{Gen: 1, Coeffs: []byte{1, 2, 3, 4}, Payload: make([]byte, 1024)}
+	full := Append(nil, b)
+	hdr := BlockHeader(nil, 1, 4, 1024)
+	if !bytes.Equal(full[:len(hdr)], hdr) {
+		t.Errorf("BlockHeader = %x, want %x", hdr, full[:len(hdr)])
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	frame := func(typ Type, body ...byte) []byte { return append([]byte{byte(typ)}, body...) }
+	blk := func(gen byte, k, n int) []byte {
+		return append(frame(TBlock, 0, 0, 0, gen), make([]byte, k+n)...)
+	}
+	tests := []struct {
+		name string
+		body []byte
+		l    Layout
+		want error
+	}{
+		{"empty", nil, testLayout{}, ErrMalformed},
+		{"unknown type", frame(99), testLayout{}, ErrUnknown},
+		{"hello short", frame(THello, 1, 0), nil, ErrMalformed},
+		{"hello bad role", append(frame(THello, 1, 9, 0), make([]byte, 34)...), nil, ErrMalformed},
+		{"hello bad flags", append(frame(THello, 1, 0, 2), make([]byte, 34)...), nil, ErrMalformed},
+		{"block before hello", blk(0, 4, 1024), nil, ErrMalformed},
+		{"block bad generation", blk(3, 4, 1024), testLayout{}, ErrMalformed},
+		{"block wrong k", blk(2, 4, 1024), testLayout{}, ErrMalformed},
+		{"block short payload", blk(0, 4, 1000), testLayout{}, ErrMalformed},
+		{"state wrong length", frame(TState, 1, 1), testLayout{}, ErrMalformed},
+		{"state rank too high", frame(TState, 1, 1, 3), testLayout{}, ErrMalformed},
+		{"have rank too high", frame(THave, 0, 0, 0, 2, 3), testLayout{}, ErrMalformed},
+		{"request zero", frame(TRequest, 0, 0, 0, 0, 0, 0), testLayout{}, ErrMalformed},
+		{"request huge", frame(TRequest, 0, 0, 0, 0, 0xff, 0xff), testLayout{}, ErrMalformed},
+		{"reject bad reason", frame(TReject, 0, 0, 0, 0, 0, 1, 9), testLayout{}, ErrMalformed},
+		{"offer ragged", frame(TOffer, 0, 0, 0, 0, 1, 2, 3), testLayout{}, ErrMalformed},
+		{"want wrong k", frame(TWant, 0, 0, 0, 2, 0, 1, 2, 3), testLayout{}, ErrMalformed},
+		{"want bad flags", frame(TWant, 0, 0, 0, 2, 4, 1, 2), testLayout{}, ErrMalformed},
+		{"sums-request overflow", frame(TSumsReq, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2), testLayout{}, ErrMalformed},
+		{"key zero checks", append(frame(TKey, make([]byte, 32)...), 0), nil, ErrMalformed},
+		{"sums ragged", frame(TSums, 0, 0, 0, 2, 1, 2, 3), testLayout{}, ErrMalformed},
+		{"bye long", append(frame(TBye, 0), make([]byte, 300)...), nil, ErrMalformed},
+		{"keepalive with body", frame(TKeepalive, 1), nil, ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Decode(tc.body, tc.l); !errors.Is(err, tc.want) {
+				t.Errorf("Decode = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadFrameLimits(t *testing.T) {
+	if _, _, err := ReadFrame(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff}), nil); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("huge length: %v", err)
+	}
+	if _, _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 0}), nil); !errors.Is(err, ErrMalformed) {
+		t.Errorf("zero length: %v", err)
+	}
+	if _, _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 9, 1}), nil); err != io.ErrUnexpectedEOF {
+		t.Errorf("truncated: %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, fr := range sampleFrames() {
+		f.Add(Append(nil, fr)[4:])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fr, err := Decode(body, testLayout{})
+		if err != nil {
+			return
+		}
+		// Whatever decodes must re-encode to the same bytes.
+		if got := Append(nil, fr)[4:]; !bytes.Equal(got, body) {
+			t.Fatalf("re-encoding %s: %x, want %x", TypeOf(fr), got, body)
+		}
+	})
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var stream []byte
+	for _, fr := range sampleFrames() {
+		stream = Append(stream, fr)
+	}
+	f.Add(stream)
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		r := bytes.NewReader(stream)
+		var buf []byte
+		for {
+			body, nb, err := ReadFrame(r, buf)
+			buf = nb
+			if err != nil {
+				return
+			}
+			Decode(body, testLayout{})
+		}
+	})
+}
+
+func BenchmarkDecodeBlock(b *testing.B) {
+	enc := Append(nil, Block{Gen: 1, Coeffs: make([]byte, 4), Payload: make([]byte, 1024)})
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	r := bytes.NewReader(enc)
+	var buf []byte
+	for b.Loop() {
+		r.Reset(enc)
+		body, nb, _ := ReadFrame(r, buf)
+		buf = nb
+		if _, err := Decode(body, testLayout{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
