@@ -49,6 +49,11 @@ type measurement struct {
 	LatencyMs float64 `json:"latency_avg_ms"`
 	P99Ms     float64 `json:"latency_p99_ms"`
 	Errors    int     `json:"errors"`
+	// CPUSec is the CPU time (user+system) the server's processes used
+	// during the run; PerCPUSec = requests per CPU-second, a figure that
+	// other load on the machine disturbs far less than requests/s.
+	CPUSec    float64 `json:"server_cpu_seconds"`
+	PerCPUSec float64 `json:"requests_per_cpu_second"`
 }
 
 type report struct {
@@ -60,6 +65,7 @@ type report struct {
 	Workers   int                `json:"server_workers"`
 	Results   []measurement      `json:"results"`
 	Ratios    map[string]float64 `json:"rps_ratio_edge_to_nginx"`
+	CPURatios map[string]float64 `json:"per_cpu_second_ratio_edge_to_nginx"`
 	RSSMiB    map[string]float64 `json:"rss_mib_after"`
 	EdgeMem   string             `json:"edge_mem_budget"`
 	NginxInfo string             `json:"nginx"`
@@ -155,6 +161,34 @@ func (p *proc) stop() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+}
+
+// cpuSeconds sums user+system CPU time over the process group.
+func cpuSeconds(pgid int) float64 {
+	total := 0.0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// fields after the ")" that ends the command name: state is 3rd field overall
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 13 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + st) / 100 // USER_HZ
+		}
+	}
+	return total
 }
 
 // rssMiB sums VmRSS over the process group (nginx master + workers).
@@ -356,7 +390,7 @@ request = function()
 end`},
 	}
 	rep := report{Time: time.Now().UTC().Format(time.RFC3339), CPUs: cpus, Pinned: pin, Duration: dur.String(), Rounds: rounds, Workers: workers,
-		Ratios: map[string]float64{}, RSSMiB: map[string]float64{}, EdgeMem: mem}
+		Ratios: map[string]float64{}, CPURatios: map[string]float64{}, RSSMiB: map[string]float64{}, EdgeMem: mem}
 	if v, err := exec.Command("nginx", "-v").CombinedOutput(); err == nil {
 		rep.NginxInfo = strings.TrimSpace(string(v))
 	}
@@ -404,13 +438,19 @@ end`},
 		runs := map[string][]measurement{}
 		for round := 0; round < rounds; round++ {
 			for _, sv := range servers {
+				pgid := procs[sv.name].cmd.Process.Pid
+				c0 := cpuSeconds(pgid)
 				m, err := wrk(wrkCPU, sv.base, sc, dur, dir)
 				if err != nil {
 					return err
 				}
+				m.CPUSec = cpuSeconds(pgid) - c0
+				if m.CPUSec > 0 {
+					m.PerCPUSec = m.RPS * dur.Seconds() / m.CPUSec
+				}
 				m.Server = sv.name
 				runs[sv.name] = append(runs[sv.name], m)
-				fmt.Fprintf(os.Stderr, "round %d %-6s %-10s %10.0f req/s\n", round+1, sv.name, sc.Name, m.RPS)
+				fmt.Fprintf(os.Stderr, "round %d %-6s %-10s %10.0f req/s %10.0f req/CPU-s\n", round+1, sv.name, sc.Name, m.RPS, m.PerCPUSec)
 			}
 		}
 		for _, sv := range servers {
@@ -426,16 +466,22 @@ end`},
 	for _, m := range rep.Results {
 		byKey[m.Server+"/"+m.Scenario] = m
 	}
-	fmt.Printf("\n%-10s | %12s %12s | %9s %9s | %8s %8s | %6s\n", "scenario", "edge req/s", "nginx req/s", "edge MB/s", "ngx MB/s", "edge p99", "ngx p99", "ratio")
-	fmt.Println(strings.Repeat("-", 92))
+	fmt.Printf("\n%-10s | %11s %11s %6s | %12s %12s %6s | %9s %9s | %8s %8s\n", "scenario", "edge req/s", "nginx req/s", "ratio",
+		"edge req/cpu", "nginx req/cpu", "ratio", "edge MB/s", "ngx MB/s", "edge p99", "ngx p99")
+	fmt.Println(strings.Repeat("-", 124))
 	for _, sc := range scenarios {
 		e, n := byKey["edge/"+sc.Name], byKey["nginx/"+sc.Name]
-		ratio := 0.0
+		ratio, cratio := 0.0, 0.0
 		if n.RPS > 0 {
 			ratio = e.RPS / n.RPS
 		}
+		if n.PerCPUSec > 0 {
+			cratio = e.PerCPUSec / n.PerCPUSec
+		}
 		rep.Ratios[sc.Name] = round2(ratio)
-		fmt.Printf("%-10s | %12.0f %12.0f | %9.1f %9.1f | %6.2fms %6.2fms | %5.2fx\n", sc.Name, e.RPS, n.RPS, e.MBps, n.MBps, e.P99Ms, n.P99Ms, ratio)
+		rep.CPURatios[sc.Name] = round2(cratio)
+		fmt.Printf("%-10s | %11.0f %11.0f %5.2fx | %12.0f %12.0f %5.2fx | %9.1f %9.1f | %6.1fms %6.1fms\n", sc.Name, e.RPS, n.RPS, ratio,
+			e.PerCPUSec, n.PerCPUSec, cratio, e.MBps, n.MBps, e.P99Ms, n.P99Ms)
 	}
 	fmt.Printf("RSS after run: edge %.1f MiB (memory budget %s), nginx %.1f MiB (all processes)\n", rep.RSSMiB["edge"], mem, rep.RSSMiB["nginx"])
 	fmt.Printf("%d CPUs; servers pinned: %v (server on CPU 0, %d worker(s); wrk 1 thread on the others); median of %d alternating rounds of %s\n",

@@ -163,11 +163,11 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 		ln.Close()
 		return err
 	}
-	log.Info("edge listening", "addr", ln.Addr().String(), "admin", aln.Addr().String(), "properties", len(cfg.Properties))
-
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	log.Info("edge listening", "addr", ln.Addr().String(), "admin", aln.Addr().String(), "properties", len(cfg.Properties))
+
 	go func() {
 		for {
 			select {

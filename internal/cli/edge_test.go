@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,6 +90,65 @@ func TestEdgeCommand(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("edge did not stop")
 	}
+}
+
+// TestEdgeReloadOnSIGHUP rewrites the configuration, sends SIGHUP to the
+// test process (the command has claimed the signal) and checks that the
+// new property is served over a connection opened before the reload.
+func TestEdgeReloadOnSIGHUP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("signals the test process")
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer origin.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "edge.json")
+	write := func(hosts string) {
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`{"properties":[{"name":"p","hosts":[%s],"origin":%q}]}`, hosts, origin.URL)), 0o644)
+	}
+	write(`"one.test"`)
+	var stderr lockedBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int)
+	go func() {
+		done <- Main(ctx, []string{"edge", "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"},
+			strings.NewReader(""), io.Discard, &stderr)
+	}()
+	re := regexp.MustCompile(`addr=(\S+) admin=`)
+	var m []string
+	for i := 0; i < 100 && m == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+		m = re.FindStringSubmatch(stderr.String())
+	}
+	if m == nil {
+		t.Fatalf("edge did not start: %s", stderr.String())
+	}
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	status := func(host string) int {
+		req, _ := http.NewRequest("GET", "http://"+m[1]+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status("one.test") != 200 || status("two.test") != 404 {
+		t.Fatal("unexpected routing before reload")
+	}
+	write(`"one.test", "two.test"`)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	for i := 0; i < 100 && !strings.Contains(stderr.String(), "configuration reloaded"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status("two.test") != 200 || status("one.test") != 200 {
+		t.Errorf("after SIGHUP the new host is not served: %s", stderr.String())
+	}
+	cancel()
+	<-done
 }
 
 func TestEdgeCommandBadConfig(t *testing.T) {
