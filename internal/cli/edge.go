@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"avalanche/internal/cachestore"
@@ -28,6 +30,9 @@ dropping connections. Flags override the file's listen/admin/cache fields.`
 func runEdge(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "edge", "[flags]", edgeHelp)
 	listen := fs.String("listen", "", "client traffic address (default 127.0.0.1:8080)")
+	tlsListen := fs.String("tls-listen", "", "HTTPS (HTTP/2) address; needs --tls-cert and --tls-key")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for --tls-listen (re-read on SIGHUP)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-listen")
 	admin := fs.String("admin", "", "admin API address (default 127.0.0.1:8081)")
 	config := fs.String("config", "", "JSON configuration file (see docs/edge.md)")
 	cacheDir := fs.String("cache-dir", "", "directory of the disk tier (none: memory only)")
@@ -163,6 +168,37 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 		ln.Close()
 		return err
 	}
+	var cert atomic.Pointer[tls.Certificate]
+	loadCert := func() error {
+		certFile, keyFile := pick(*tlsCert, file.TLSCert, ""), pick(*tlsKey, file.TLSKey, "")
+		if certFile == "" && keyFile == "" {
+			return nil
+		}
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		cert.Store(&c)
+		return nil
+	}
+	var tln net.Listener
+	if addr := pick(*tlsListen, file.TLSListen, ""); addr != "" {
+		if err := loadCert(); err != nil {
+			ln.Close()
+			aln.Close()
+			return err
+		}
+		if cert.Load() == nil {
+			ln.Close()
+			aln.Close()
+			return fmt.Errorf("--tls-listen needs --tls-cert and --tls-key: %w", errUsage)
+		}
+		if tln, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			aln.Close()
+			return err
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -182,6 +218,9 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 				if err == nil {
 					err = srv.Reload(c)
 				}
+				if err == nil && tln != nil {
+					err = loadCert()
+				}
 				if err != nil {
 					log.Error("reload failed; keeping the running configuration", "err", err)
 					continue
@@ -190,12 +229,21 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 	}()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	n := 2
 	go func() { errc <- srv.Serve(ctx, ln) }()
 	go func() { errc <- srv.ServeAdmin(ctx, aln) }()
+	if tln != nil {
+		n++
+		log.Info("edge TLS listening", "addr", tln.Addr().String())
+		tc := &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil }}
+		go func() { errc <- srv.ServeTLS(ctx, tln, tc) }()
+	}
 	err = <-errc
-	if err2 := <-errc; err == nil {
-		err = err2
+	for i := 1; i < n; i++ {
+		if err2 := <-errc; err == nil {
+			err = err2
+		}
 	}
 	if errors.Is(err, net.ErrClosed) {
 		err = nil

@@ -207,6 +207,9 @@ func (c *Config) validate() error {
 type File struct {
 	NodeID     string         `json:"node_id"`
 	Listen     string         `json:"listen"`
+	TLSListen  string         `json:"tls_listen"`
+	TLSCert    string         `json:"tls_cert"`
+	TLSKey     string         `json:"tls_key"`
 	Admin      string         `json:"admin"`
 	AdminToken string         `json:"admin_token"`
 	CacheDir   string         `json:"cache_dir"`

@@ -745,6 +745,37 @@ func TestHTTP2BoundedStreams(t *testing.T) {
 	wg.Wait()
 }
 
+func TestTLSAndHTTP2(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "secure")
+	})
+	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	certSrv.EnableHTTP2 = true
+	certSrv.StartTLS() // borrow its certificate and a client that trusts it
+	defer certSrv.Close()
+	e := startEdge(t, Config{Properties: []Property{prop(o)}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.ServeTLS(ctx, ln, certSrv.TLS); close(done) }()
+	defer func() { cancel(); <-done }()
+	c := certSrv.Client()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	resp, err := c.Get("https://127.0.0.1:" + port + "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "secure" || resp.ProtoMajor != 2 {
+		t.Errorf("TLS response %q over %s, want the origin body over HTTP/2", b, resp.Proto)
+	}
+}
+
 func TestReloadKeepsConnections(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.Host) })
 	e := startEdge(t, Config{Properties: []Property{{Name: "one", Hosts: []string{"one.test"}, Origin: o.URL}}})

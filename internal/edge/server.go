@@ -14,6 +14,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -222,6 +223,21 @@ func (s *Server) HTTPServer() *http.Server {
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	lim := s.state.Load().limits
 	return s.serveOn(ctx, limitListener(l, lim.MaxConns, lim.MaxConnsPerIP, s.met.connReject.Inc), s.HTTPServer())
+}
+
+// ServeTLS serves client traffic over TLS on l (HTTP/2 negotiated by ALPN,
+// with the same stream bound) until ctx ends. tc must carry certificates
+// or a GetCertificate callback (which lets a reload swap certificates).
+func (s *Server) ServeTLS(ctx context.Context, l net.Listener, tc *tls.Config) error {
+	lim := s.state.Load().limits
+	tc = tc.Clone()
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	hs := s.HTTPServer()
+	hs.TLSConfig = tc
+	return s.serveOn(ctx, tls.NewListener(limitListener(l, lim.MaxConns, lim.MaxConnsPerIP, s.met.connReject.Inc), tc), hs)
 }
 
 // ServeAdmin serves the admin API, /healthz and /metrics on l until ctx
