@@ -131,7 +131,8 @@ func (o *Object) ReadAll() ([]byte, error) {
 	return buf, nil
 }
 
-// Stats are a store's counters.
+// Stats are a store's counters. Bytes count what budgets count: bodies,
+// keys, metadata and a fixed per-object overhead.
 type Stats struct {
 	Bytes     int64
 	Objects   int64

@@ -22,7 +22,8 @@ import (
 type DiskConfig struct {
 	// Dir is the directory that holds the objects. Required.
 	Dir string
-	// Budget caps the bytes held (bodies only). Zero means 1 GiB.
+	// Budget caps the bytes held: bodies, keys, metadata and a fixed
+	// per-object overhead. Zero means 1 GiB.
 	Budget int64
 	// Sync makes Put fsync each file before renaming it into place, so an
 	// object survives power loss once Put returns. Off by default: without
@@ -266,7 +267,7 @@ func (d *Disk) Put(ctx context.Context, it Item) error {
 		}
 	}
 	d.ix.mu.RLock()
-	fits := d.ix.fits(it.Group, int64(len(it.Body)))
+	fits := d.ix.fits(it.Group, (&Object{Key: it.Key, Group: it.Group, Tags: it.Tags, Meta: it.Meta, Size: int64(len(it.Body))}).cost())
 	d.ix.mu.RUnlock()
 	if !fits {
 		return ErrTooLarge

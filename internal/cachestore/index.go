@@ -140,8 +140,9 @@ func (ix *index) insert(obj *Object) (evicted []*Object) {
 		s[obj.Key] = struct{}{}
 	}
 	g.pushHead(n)
-	g.bytes += obj.Size
-	ix.bytes += obj.Size
+	c := obj.cost()
+	g.bytes += c
+	ix.bytes += c
 	for g.budget > 0 && g.bytes > g.budget {
 		v := g.victim()
 		if v == nil || v == n && g.head == g.tail {
@@ -213,8 +214,9 @@ func (ix *index) remove(n *node) {
 		}
 	}
 	n.group.unlink(n)
-	n.group.bytes -= obj.Size
-	ix.bytes -= obj.Size
+	c := obj.cost()
+	n.group.bytes -= c
+	ix.bytes -= c
 }
 
 func (ix *index) deleteKey(key string) *Object {
@@ -258,6 +260,22 @@ func (ix *index) tagKeys(group, tag string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// objectOverhead approximates what an object costs beyond its body, key
+// and metadata: index node, map entries, list links (memory), or trailer
+// and inode share (disk).
+const objectOverhead = 256
+
+// cost is what an object counts against budgets: body, key, metadata and
+// a fixed overhead, so many small objects cannot exceed a budget in real
+// memory or disk use.
+func (o *Object) cost() int64 {
+	n := o.Size + int64(len(o.Key)+len(o.Meta)+len(o.Group)) + objectOverhead
+	for _, t := range o.Tags {
+		n += int64(len(t))
+	}
+	return n
 }
 
 // fits reports whether an object of size bytes can ever fit group.

@@ -4,7 +4,8 @@ import "context"
 
 // MemoryConfig configures a Memory store.
 type MemoryConfig struct {
-	// Budget caps the bytes held (bodies only). Zero means 256 MiB.
+	// Budget caps the bytes held: bodies, keys, metadata and a fixed
+	// per-object overhead. Zero means 256 MiB.
 	Budget int64
 }
 
@@ -31,7 +32,7 @@ func (m *Memory) Put(ctx context.Context, it Item) error {
 	}
 	obj := &Object{Key: it.Key, Group: it.Group, Tags: it.Tags, Meta: it.Meta, Size: int64(len(it.Body)), body: it.Body}
 	m.ix.mu.Lock()
-	if !m.ix.fits(it.Group, obj.Size) {
+	if !m.ix.fits(it.Group, obj.cost()) {
 		m.ix.mu.Unlock()
 		return ErrTooLarge
 	}

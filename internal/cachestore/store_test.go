@@ -102,23 +102,25 @@ func TestConformance(t *testing.T) {
 }
 
 func TestBudgets(t *testing.T) {
-	for name, s := range stores(t, 1000) {
+	// every object below costs its 100-byte body plus about 260 bytes of
+	// key, metadata and overhead
+	for name, s := range stores(t, 10000) {
 		t.Run(name, func(t *testing.T) {
-			s.SetGroupBudget("small", 300)
+			s.SetGroupBudget("small", 1500)
 			for i := 0; i < 10; i++ {
 				put(t, s, Item{Key: fmt.Sprint("s", i), Group: "small", Body: make([]byte, 100)})
 			}
 			st := s.Stats()
-			if st.Groups["small"] > 300 {
-				t.Errorf("group bytes %d over its budget 300", st.Groups["small"])
+			if st.Groups["small"] > 1500 {
+				t.Errorf("group bytes %d over its budget 1500", st.Groups["small"])
 			}
-			for i := 0; i < 30; i++ {
+			for i := 0; i < 100; i++ {
 				put(t, s, Item{Key: fmt.Sprint("b", i), Group: "big", Body: make([]byte, 100)})
 			}
-			if st := s.Stats(); st.Bytes > 1000 {
-				t.Errorf("bytes %d over tier budget 1000", st.Bytes)
+			if st := s.Stats(); st.Bytes > 10000 {
+				t.Errorf("bytes %d over tier budget 10000", st.Bytes)
 			}
-			if err := s.Put(context.Background(), Item{Key: "huge", Group: "small", Body: make([]byte, 400)}); !errors.Is(err, ErrTooLarge) {
+			if err := s.Put(context.Background(), Item{Key: "huge", Group: "small", Body: make([]byte, 1400)}); !errors.Is(err, ErrTooLarge) {
 				t.Errorf("Put over group budget = %v, want ErrTooLarge", err)
 			}
 		})
@@ -128,7 +130,7 @@ func TestBudgets(t *testing.T) {
 // TestSieveKeepsHotObjects checks the eviction policy: an object read
 // since the hand last passed survives a wave of one-hit insertions.
 func TestSieveKeepsHotObjects(t *testing.T) {
-	s := NewMemory(MemoryConfig{Budget: 1000})
+	s := NewMemory(MemoryConfig{Budget: 4000})
 	put(t, s, Item{Key: "hot", Body: make([]byte, 100)})
 	for i := 0; i < 100; i++ {
 		s.Get("hot")

@@ -33,10 +33,15 @@ type Tiered struct {
 
 	q       chan *pendingItem
 	wg      sync.WaitGroup
-	pmu     sync.Mutex
-	pending map[string]*pendingItem
-	once    sync.Once
+	pmu      sync.Mutex
+	pending  map[string]*pendingItem
+	pendingN int64 // body bytes waiting for disk
+	once     sync.Once
 }
+
+// maxPendingBytes bounds write-behind memory beyond the memory budget;
+// past it Put writes to disk itself.
+const maxPendingBytes = 64 << 20
 
 // pendingItem is a small object in memory whose disk copy is not yet
 // written.
@@ -75,12 +80,14 @@ func NewTiered(cfg TieredConfig) *Tiered {
 func (t *Tiered) writeBehind(pi *pendingItem) {
 	t.pmu.Lock()
 	if t.pending[pi.it.Key] != pi {
+		t.pendingN -= int64(len(pi.it.Body))
 		t.pmu.Unlock()
 		return
 	}
 	t.pmu.Unlock()
 	err := t.disk.Put(context.Background(), pi.it)
 	t.pmu.Lock()
+	t.pendingN -= int64(len(pi.it.Body))
 	if t.pending[pi.it.Key] == pi {
 		delete(t.pending, pi.it.Key)
 	}
@@ -144,7 +151,10 @@ func (t *Tiered) Get(key string) (*Object, bool) {
 // Put implements Store.
 func (t *Tiered) Put(ctx context.Context, it Item) error {
 	small := int64(len(it.Body)) <= t.maxMem
-	if small && t.q != nil {
+	t.pmu.Lock()
+	roomBehind := t.pendingN+int64(len(it.Body)) <= maxPendingBytes
+	t.pmu.Unlock()
+	if small && t.q != nil && roomBehind {
 		if err := checkKey(it.Key); err != nil {
 			return err
 		}
@@ -157,6 +167,7 @@ func (t *Tiered) Put(ctx context.Context, it Item) error {
 			old.cancelled = false // superseded, not deleted: the newer write wins
 		}
 		t.pending[it.Key] = pi
+		t.pendingN += int64(len(it.Body))
 		t.pmu.Unlock()
 		select {
 		case t.q <- pi:
