@@ -31,8 +31,8 @@ type Tiered struct {
 	disk   *Disk
 	maxMem int64
 
-	q       chan *pendingItem
-	wg      sync.WaitGroup
+	q        chan *pendingItem
+	wg       sync.WaitGroup
 	pmu      sync.Mutex
 	pending  map[string]*pendingItem
 	pendingN int64 // body bytes waiting for disk
