@@ -63,6 +63,8 @@ type Object struct {
 	path     string // disk tier
 	disk     *Disk
 	crc      uint32
+	tlen     int64   // disk: trailer length (metadata is read from it on Get)
+	base     *Object // disk: the index entry this copy was made from
 	verified atomic.Bool
 	memo     atomic.Pointer[any]
 }

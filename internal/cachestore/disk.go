@@ -145,7 +145,8 @@ func readTrailerFile(p string) (*Object, error) {
 	if t.bodyLen+n+8 != st.Size() {
 		return nil, ErrCorrupt
 	}
-	return &Object{Key: t.key, Group: t.group, Tags: t.tags, Meta: t.meta, Size: t.bodyLen, path: p, crc: t.bodyCRC}, nil
+	// metadata stays on disk: the index keeps keys, sizes and checksums only
+	return &Object{Key: t.key, Group: t.group, Tags: t.tags, Size: t.bodyLen, path: p, crc: t.bodyCRC, tlen: n}, nil
 }
 
 // trailer is the decoded description of an object file.
@@ -246,8 +247,45 @@ func (d *Disk) pathFor(key string) string {
 	return filepath.Join(d.cfg.Dir, "objects", x[:2], x+objExt)
 }
 
-// Get implements Store.
-func (d *Disk) Get(key string) (*Object, bool) { return d.ix.get(key) }
+// Get implements Store. The index keeps no metadata in memory (so a
+// large disk tier of small objects costs little RAM); Get reads it from
+// the object's trailer and returns a copy of the index entry that carries
+// it.
+func (d *Disk) Get(key string) (*Object, bool) {
+	o, ok := d.ix.get(key)
+	if !ok {
+		return nil, false
+	}
+	f, err := os.Open(o.path)
+	if err != nil {
+		d.drop(o)
+		return nil, false
+	}
+	buf := make([]byte, o.tlen)
+	_, err = f.ReadAt(buf, o.Size)
+	f.Close()
+	if err != nil {
+		d.drop(o)
+		return nil, false
+	}
+	t, err := decodeTrailer(buf)
+	if err != nil || t.key != o.Key {
+		d.drop(o)
+		return nil, false
+	}
+	return &Object{Key: o.Key, Group: o.Group, Tags: o.Tags, Meta: t.meta, Size: o.Size, path: o.path, disk: d, crc: o.crc, base: o}, true
+}
+
+// drop removes an index entry whose file is gone or damaged.
+func (d *Disk) drop(o *Object) {
+	d.log.Warn("cachestore: object file missing or damaged, dropping", "key", o.Key)
+	d.ix.mu.Lock()
+	if n := d.ix.keys[o.Key]; n != nil && n.obj == o {
+		d.ix.remove(n)
+		removeQuiet(o.path)
+	}
+	d.ix.mu.Unlock()
+}
 
 // Put implements Store. The object is visible to Get only once its file is
 // complete and renamed into place.
@@ -267,7 +305,7 @@ func (d *Disk) Put(ctx context.Context, it Item) error {
 		}
 	}
 	d.ix.mu.RLock()
-	fits := d.ix.fits(it.Group, (&Object{Key: it.Key, Group: it.Group, Tags: it.Tags, Meta: it.Meta, Size: int64(len(it.Body))}).cost())
+	fits := d.ix.fits(it.Group, int64(len(it.Body)+len(it.Key)+len(it.Meta)+len(it.Group))+objectOverhead)
 	d.ix.mu.RUnlock()
 	if !fits {
 		return ErrTooLarge
@@ -307,7 +345,7 @@ func (d *Disk) Put(ctx context.Context, it Item) error {
 		removeQuiet(tmp)
 		return fmt.Errorf("cachestore: put %q: %w", it.Key, err)
 	}
-	obj := &Object{Key: it.Key, Group: it.Group, Tags: it.Tags, Meta: it.Meta, Size: int64(len(it.Body)), path: p, disk: d, crc: crc}
+	obj := &Object{Key: it.Key, Group: it.Group, Tags: it.Tags, Size: int64(len(it.Body)), path: p, disk: d, crc: crc, tlen: int64(len(tr))}
 	obj.verified.Store(true)
 	d.ix.mu.Lock()
 	err = os.Rename(tmp, p)
@@ -338,6 +376,9 @@ func (d *Disk) release(cur *Object, ev []*Object) {
 }
 
 func (d *Disk) open(o *Object) (Body, error) {
+	if o.base != nil {
+		o = o.base
+	}
 	f, err := os.Open(o.path)
 	if err != nil {
 		return nil, fmt.Errorf("cachestore: open %q: %w", o.Key, err)
@@ -346,13 +387,7 @@ func (d *Disk) open(o *Object) (Body, error) {
 		h := crc32.New(castagnoli)
 		if _, err := io.Copy(h, io.NewSectionReader(f, 0, o.Size)); err != nil || h.Sum32() != o.crc {
 			f.Close()
-			d.log.Warn("cachestore: checksum mismatch, dropping", "key", o.Key)
-			d.ix.mu.Lock()
-			if n := d.ix.keys[o.Key]; n != nil && n.obj == o {
-				d.ix.remove(n)
-				removeQuiet(o.path)
-			}
-			d.ix.mu.Unlock()
+			d.drop(o)
 			return nil, ErrCorrupt
 		}
 		o.verified.Store(true)

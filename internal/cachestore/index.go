@@ -271,6 +271,9 @@ const objectOverhead = 256
 // a fixed overhead, so many small objects cannot exceed a budget in real
 // memory or disk use.
 func (o *Object) cost() int64 {
+	if o.tlen > 0 { // disk: the trailer holds key, group, tags and metadata
+		return o.Size + o.tlen + objectOverhead
+	}
 	n := o.Size + int64(len(o.Key)+len(o.Meta)+len(o.Group)) + objectOverhead
 	for _, t := range o.Tags {
 		n += int64(len(t))

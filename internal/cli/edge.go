@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 
@@ -95,6 +96,11 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 	diskB, err := size(*disk, file.Disk, 10<<30)
 	if err != nil {
 		return fmt.Errorf("--disk: %w", errUsage)
+	}
+	if env.getenv("GOMEMLIMIT") == "" {
+		// keep the heap near the cache budget: a soft limit makes the GC
+		// work harder instead of letting the heap double the live cache
+		debug.SetMemoryLimit(memB + memB/4 + 192<<20)
 	}
 	tiers := cachestore.TieredConfig{Memory: cachestore.NewMemory(cachestore.MemoryConfig{Budget: memB})}
 	if dir := pick(*cacheDir, file.CacheDir, ""); dir != "" {
