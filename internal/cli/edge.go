@@ -100,7 +100,7 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 	if env.getenv("GOMEMLIMIT") == "" {
 		// keep the heap near the cache budget: a soft limit makes the GC
 		// work harder instead of letting the heap double the live cache
-		debug.SetMemoryLimit(memB + memB/4 + 192<<20)
+		debug.SetMemoryLimit(memB + memB/8 + 128<<20)
 	}
 	tiers := cachestore.TieredConfig{Memory: cachestore.NewMemory(cachestore.MemoryConfig{Budget: memB})}
 	if dir := pick(*cacheDir, file.CacheDir, ""); dir != "" {

@@ -344,6 +344,10 @@ func (s *Server) pass(w *countingWriter, r *http.Request, st *state, p *property
 			return ErrBodyTooLarge
 		}
 		body = http.MaxBytesReader(w, r.Body, st.limits.MaxBodyBytes)
+		// the server sets no whole-request read timeout (it would cost
+		// every request); bodies, which only pass-through requests have,
+		// get one here
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(2 * st.limits.SlowClientTimeout))
 	}
 	out, err := s.originRequest(r.Context(), r, p, r.Method, body, rs, false)
 	if err != nil {
@@ -402,12 +406,11 @@ func (s *Server) copyBody(w *countingWriter, src io.Reader, r *http.Request) err
 		return nil
 	}
 	lim := s.state.Load().limits
-	rc := http.NewResponseController(w)
 	buf := make([]byte, 64<<10)
-	for {
+	for first := true; ; first = false {
 		n, err := src.Read(buf)
 		if n > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(lim.SlowClientTimeout))
+			s.armWrite(w, r, lim, !first)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return fmt.Errorf("edge: client write: %w", context.Canceled)
 			}

@@ -174,9 +174,7 @@ func (s *Server) serveEntry(w *countingWriter, r *http.Request, p *property, ent
 	if r.Method == http.MethodHead || n == 0 || status == http.StatusNoContent || status == http.StatusNotModified {
 		return nil
 	}
-	lim := s.state.Load().limits
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(lim.SlowClientTimeout))
+	s.armWrite(w, r, s.state.Load().limits, false)
 	if ent.obj != nil {
 		if b := ent.obj.Bytes(); b != nil {
 			_, err := w.Write(b[off : off+n])
@@ -222,7 +220,6 @@ func ifRangeMatches(ir string, h http.Header) bool {
 func (s *Server) writeSlices(w *countingWriter, r *http.Request, p *property, ent *entry, off, n int64, rs *reqState) error {
 	S := ent.m.SliceSize
 	lim := s.state.Load().limits
-	rc := http.NewResponseController(w)
 	end := off + n
 	for pos := off; pos < end; {
 		idx := pos / S
@@ -236,7 +233,7 @@ func (s *Server) writeSlices(w *countingWriter, r *http.Request, p *property, en
 		if from < 0 || to > int64(len(sd.data)) {
 			return fmt.Errorf("%w: slice %d incomplete", ErrOrigin, idx)
 		}
-		_ = rc.SetWriteDeadline(time.Now().Add(lim.SlowClientTimeout))
+		s.armWrite(w, r, lim, true)
 		if _, err := w.Write(sd.data[from:to]); err != nil {
 			return clientErr(err)
 		}

@@ -205,7 +205,7 @@ func (s *Server) HTTPServer() *http.Server {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
-		ReadTimeout:       2 * lim.SlowClientTimeout,
+		ConnContext:       withConnInfo,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -321,6 +321,36 @@ func (f *flight) wait(ctx context.Context) error {
 		return f.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// connInfo is per-connection state for HTTP/1 handlers (which run one at
+// a time on a connection).
+type connInfo struct {
+	writeDeadline time.Time // the write deadline last set on the connection
+}
+
+type connInfoKey struct{}
+
+func withConnInfo(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connInfoKey{}, &connInfo{})
+}
+
+// armWrite makes sure a write deadline at most SlowClientTimeout away and
+// at least half of it away is in force before the handler writes, so a
+// client that stops reading is dropped. Re-arming a deadline costs runtime
+// timer work on every request, so on HTTP/1 connections it is re-armed only
+// when the previous one is more than half used; each HTTP/2 stream gets its
+// own.
+func (s *Server) armWrite(w http.ResponseWriter, r *http.Request, lim Limits, force bool) {
+	now := time.Now()
+	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if ci != nil && r.ProtoMajor == 1 && !force && ci.writeDeadline.Sub(now) > lim.SlowClientTimeout/2 {
+		return
+	}
+	d := now.Add(lim.SlowClientTimeout)
+	if http.NewResponseController(w).SetWriteDeadline(d) == nil && ci != nil {
+		ci.writeDeadline = d
 	}
 }
 
