@@ -344,8 +344,11 @@ func withConnInfo(ctx context.Context, _ net.Conn) context.Context {
 // own.
 func (s *Server) armWrite(w http.ResponseWriter, r *http.Request, lim Limits, force bool) {
 	now := time.Now()
-	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-	if ci != nil && r.ProtoMajor == 1 && !force && ci.writeDeadline.Sub(now) > lim.SlowClientTimeout/2 {
+	var ci *connInfo
+	if r.ProtoMajor == 1 {
+		ci, _ = r.Context().Value(connInfoKey{}).(*connInfo)
+	}
+	if ci != nil && !force && ci.writeDeadline.Sub(now) > lim.SlowClientTimeout/2 {
 		return
 	}
 	d := now.Add(lim.SlowClientTimeout)
