@@ -67,6 +67,7 @@ type entry struct {
 type reqState struct {
 	prop     string
 	cache    httpcache.Status
+	stub     bool   // a Vary stub exists for the key (vary-miss)
 	incoming string // the client's traceparent
 	tc       traceContext
 	traced   bool
@@ -539,6 +540,7 @@ func (s *Server) serveCacheable(w *countingWriter, r *http.Request, st *state, p
 			fwd = "vary-miss"
 		}
 		rs.cache = httpcache.Status{Fwd: fwd}
+		rs.stub = varyMiss
 		err := s.fetch(w, r, p, host, key, nil, rs, func(err error) {
 			if leader {
 				s.flights.end("m"+key, fl, err)
@@ -598,7 +600,7 @@ func (s *Server) fetch(w *countingWriter, r *http.Request, p *property, host, ke
 			return s.serveEntry(w, r, p, stale, f, rs)
 		}
 	}
-	ent, ready, storeErr := s.store1(ctx, r, p, host, key, stale, resp, reqTime, respTime)
+	ent, ready, storeErr := s.store1(ctx, r, p, host, key, stale, resp, reqTime, respTime, rs)
 	if storeErr == nil {
 		if err = <-ready; errors.Is(err, errNotStored) {
 			storeErr = err // nothing of the body was consumed: hand it through
@@ -729,7 +731,7 @@ func surrogateKeys(h http.Header) []string {
 // cache from it. ready yields once the entry can be served (for sliced
 // objects as soon as the metadata is stored; slices follow).
 func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host, key string, old *entry, resp *http.Response,
-	reqTime, respTime time.Time) (*entry, <-chan error, error) {
+	reqTime, respTime time.Time, rs *reqState) (*entry, <-chan error, error) {
 	reason := httpcache.CanStore(http.MethodGet, r.Header, resp.StatusCode, resp.Header, &s.hopts)
 	var ttl time.Duration
 	if !hasExplicitFreshness(resp.Header) {
@@ -788,8 +790,9 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 		if err := s.store.Put(ctx, cachestore.Item{Key: key, Group: p.Name, Meta: stub, Tags: surrogateKeys(resp.Header)}); err != nil {
 			return nil, nil, errUncacheable
 		}
-	} else if old != nil && old.key == key || old == nil {
-		// a plain response replaces any earlier variants and slices
+	} else if old != nil || rs.stub {
+		// a plain response replaces any earlier variants and slices (a
+		// plain miss has none: skip the family scan on the hot miss path)
 		s.store.DeleteFamily(key)
 	}
 	if old != nil && old.m.Sliced && old.key == entKey {
