@@ -1,14 +1,15 @@
 package edge
 
 import (
-	"avalanche/internal/cachestore"
-	"avalanche/internal/httpcache"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"avalanche/internal/cachestore"
+	"avalanche/internal/httpcache"
 )
 
 // meta is what the edge stores about a response, as the object's Meta.

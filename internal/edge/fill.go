@@ -1,8 +1,6 @@
 package edge
 
 import (
-	"avalanche/internal/cachestore"
-	"avalanche/internal/httpcache"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,6 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"avalanche/internal/cachestore"
+	"avalanche/internal/httpcache"
 )
 
 // store1 decides whether resp may be stored and, if so, starts filling the
