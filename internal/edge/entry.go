@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,20 +11,21 @@ import (
 	"avalanche/internal/httpcache"
 )
 
-// meta is what the edge stores about a response, as the object's Meta.
+// meta is what the edge stores about a response, as the object's Meta
+// (encoded by encodeMeta).
 type meta struct {
-	Status    int         `json:"s"`
-	Header    http.Header `json:"h"`
-	ReqTime   int64       `json:"rq"` // unix nanoseconds
-	RespTime  int64       `json:"rs"`
-	Size      int64       `json:"n"`            // body length
-	Sliced    bool        `json:"sl,omitempty"` // body in slice objects
-	SliceSize int64       `json:"ss,omitempty"`
-	Version   string      `json:"v,omitempty"` // names this body's slices
-	Stub      bool        `json:"st,omitempty"`
-	Vary      []string    `json:"vy,omitempty"` // stub: the Vary names
-	TTL       int64       `json:"ttl,omitempty"`
-	URL       string      `json:"u,omitempty"`
+	Status    int
+	Header    http.Header
+	ReqTime   int64 // unix nanoseconds
+	RespTime  int64
+	Size      int64 // body length
+	Sliced    bool  // body in slice objects
+	SliceSize int64
+	Version   string // names this body's slices
+	Stub      bool
+	Vary      []string // stub: the Vary names
+	TTL       int64
+	URL       string
 
 	an *httpcache.Analysis // computed once per stored version
 }
@@ -39,8 +39,8 @@ func (m *meta) analyze(o *httpcache.Options) *meta {
 }
 
 func (s *Server) decodeMeta(o *cachestore.Object) any {
-	var m meta
-	if err := json.Unmarshal(o.Meta, &m); err != nil || (m.Header == nil && !m.Stub) {
+	m, err := decodeMetaBytes(o.Meta)
+	if err != nil {
 		return (*meta)(nil)
 	}
 	return m.analyze(&s.hopts)

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,7 +72,7 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 	names, _ := httpcache.VaryNames(resp.Header)
 	if len(names) > 0 {
 		entKey = variantKey(key, httpcache.VaryKey(names, r.Header))
-		stub, _ := json.Marshal(&meta{Stub: true, Vary: names})
+		stub := encodeMeta(&meta{Stub: true, Vary: names})
 		if err := s.store.Put(ctx, cachestore.Item{Key: key, Group: p.Name, Meta: stub, Tags: surrogateKeys(resp.Header)}); err != nil {
 			return nil, nil, errUncacheable
 		}
@@ -118,7 +117,7 @@ func (s *Server) fill(ctx context.Context, p *property, ent *entry, body io.Read
 	defer signal(fmt.Errorf("%w: fill ended early", ErrOrigin))
 	m := ent.m
 	putMeta := func(inline []byte) error {
-		mb, _ := json.Marshal(m)
+		mb := encodeMeta(m)
 		err := s.store.Put(ctx, cachestore.Item{Key: ent.key, Group: p.Name, Tags: ent.tags, Meta: mb, Body: inline})
 		if err == nil {
 			if o, ok := s.store.Get(ent.key); ok {

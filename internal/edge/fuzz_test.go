@@ -1,6 +1,10 @@
 package edge
 
-import "testing"
+import (
+	"net/http"
+	"reflect"
+	"testing"
+)
 
 // FuzzParseFile feeds arbitrary bytes to the configuration parser.
 func FuzzParseFile(f *testing.F) {
@@ -35,6 +39,46 @@ func FuzzHeaders(f *testing.F) {
 		}
 		if id, p, fl, ok := parseTraceparent(s); ok && (len(id) != 32 || len(p) != 16 || len(fl) != 2) {
 			t.Fatalf("parseTraceparent(%q) bad lengths", s)
+		}
+	})
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	in := &meta{Status: 200, Header: http.Header{"Etag": {`"x"`}, "Set-Cookie": {"a=1", "b=2"}, "Empty": {}}, ReqTime: -5, RespTime: 1 << 60,
+		Size: 5 << 30, Sliced: true, SliceSize: 2 << 20, Version: "abcd", TTL: 30, URL: "h/p?q"}
+	out, err := decodeMetaBytes(encodeMeta(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.an = nil
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip = %+v, want %+v", out, in)
+	}
+	stub := &meta{Stub: true, Vary: []string{"Accept-Encoding", "Foo"}}
+	if got, err := decodeMetaBytes(encodeMeta(stub)); err != nil || !reflect.DeepEqual(got.Vary, stub.Vary) || !got.Stub {
+		t.Errorf("stub round trip = %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 0}, {1, 4}, append(encodeMeta(in), 0)} {
+		if _, err := decodeMetaBytes(bad); err == nil {
+			t.Errorf("decodeMetaBytes(%x) accepted", bad)
+		}
+	}
+}
+
+// FuzzDecodeMeta feeds arbitrary bytes (as a damaged disk could) to the
+// stored-metadata decoder.
+func FuzzDecodeMeta(f *testing.F) {
+	f.Add(encodeMeta(&meta{Status: 200, Header: http.Header{"A": {"1"}}, Size: 10}))
+	f.Add(encodeMeta(&meta{Stub: true, Vary: []string{"Foo"}}))
+	f.Add([]byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMetaBytes(b)
+		if err != nil {
+			return
+		}
+		m2, err := decodeMetaBytes(encodeMeta(m))
+		if err != nil || m2.Status != m.Status || m2.Size != m.Size || len(m2.Header) != len(m.Header) {
+			t.Fatalf("re-encoding a decoded record changes it: %v", err)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -618,7 +617,7 @@ func (s *Server) refresh(p *property, ent *entry, h http.Header, reqTime, respTi
 		}
 		ne.body = body
 	}
-	mb, _ := json.Marshal(&m)
+	mb := encodeMeta(&m)
 	if err := s.store.Put(context.Background(), cachestore.Item{Key: ent.key, Group: p.Name, Tags: ne.tags, Meta: mb, Body: body}); err == nil {
 		if o, ok := s.store.Get(ent.key); ok {
 			ne.obj, ne.body = o, nil
