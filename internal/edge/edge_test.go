@@ -128,6 +128,10 @@ func get(t *testing.T, url string, hdr ...string) result {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -885,5 +889,36 @@ func TestAccessLogRotation(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".3"); err == nil {
 		t.Errorf("more rotated files kept than asked")
+	}
+}
+
+func TestReadRangeInProcess(t *testing.T) {
+	content := bigBody(5<<20 + 3)
+	var bytesOut atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"pub"`)
+		http.ServeContent(&countW{ResponseWriter: w, n: &bytesOut}, r, "", time.Time{}, bytes.NewReader(content))
+	})
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, SliceSize: 1 << 20})
+	// "generation" 3 of a published file: one slice from the origin
+	b, total, err := e.ReadRange(context.Background(), "http://pub.test/file", 3<<20, 1<<20)
+	if err != nil || total != int64(len(content)) || !bytes.Equal(b, content[3<<20:4<<20]) {
+		t.Fatalf("ReadRange = %d bytes, total %d, %v", len(b), total, err)
+	}
+	if got := bytesOut.Load(); got > 1<<20 {
+		t.Errorf("one slice pulled %d bytes from the origin", got)
+	}
+	hits := o.hits.Load()
+	if b, _, err = e.ReadRange(context.Background(), "http://pub.test/file", 3<<20+5, 10); err != nil || !bytes.Equal(b, content[3<<20+5:3<<20+15]) {
+		t.Fatalf("second ReadRange = %q, %v", b, err)
+	}
+	if o.hits.Load() != hits {
+		t.Errorf("a range inside a stored slice went to the origin")
+	}
+	// clients see the same cache
+	if r := get(t, e.base+"/file", "Host", "pub.test", "Range", "bytes=3145728-3145737"); r.body != string(content[3<<20:3<<20+10]) ||
+		!strings.Contains(r.h.Get("Cache-Status"), "hit") {
+		t.Errorf("client range after ReadRange = %q %q", r.body, r.h.Get("Cache-Status"))
 	}
 }
