@@ -43,7 +43,7 @@ func (s *Server) ReadRange(ctx context.Context, rawURL string, off, n int64) ([]
 	if err := s.serve(cw, req, &st2, rs); err != nil {
 		return nil, 0, err
 	}
-	switch rec.Code {
+	switch rec.code {
 	case http.StatusPartialContent:
 		_, _, total, ok := parseContentRange(rec.h.Get("Content-Range"))
 		if !ok {
@@ -63,27 +63,27 @@ func (s *Server) ReadRange(ctx context.Context, rawURL string, off, n int64) ([]
 		}
 		return b[off:end], total, nil
 	}
-	return nil, 0, fmt.Errorf("%w: status %d", ErrOrigin, rec.Code)
+	return nil, 0, fmt.Errorf("%w: status %d", ErrOrigin, rec.code)
 }
 
 // bufferWriter is a ResponseWriter that keeps the response in memory.
 type bufferWriter struct {
 	h    http.Header
-	Code int
+	code int
 	body bytes.Buffer
 }
 
 func (b *bufferWriter) Header() http.Header { return b.h }
 
 func (b *bufferWriter) WriteHeader(code int) {
-	if b.Code == 0 {
-		b.Code = code
+	if b.code == 0 {
+		b.code = code
 	}
 }
 
 func (b *bufferWriter) Write(p []byte) (int, error) {
-	if b.Code == 0 {
-		b.Code = http.StatusOK
+	if b.code == 0 {
+		b.code = http.StatusOK
 	}
 	return b.body.Write(p)
 }
