@@ -205,21 +205,21 @@ func (c *Config) validate() error {
 // optional unit ("256MiB", "10GB", "4096"); durations use Go syntax
 // ("30s", "2m"). Unknown fields are rejected.
 type File struct {
-	NodeID     string         `json:"node_id"`
-	Listen     string         `json:"listen"`
-	TLSListen  string         `json:"tls_listen"`
-	TLSCert    string         `json:"tls_cert"`
-	TLSKey     string         `json:"tls_key"`
-	Admin      string         `json:"admin"`
-	AdminToken string         `json:"admin_token"`
-	CacheDir   string         `json:"cache_dir"`
-	Mem        Size           `json:"mem"`
-	Disk       Size           `json:"disk"`
-	SliceSize  Size           `json:"slice_size"`
-	AccessLog  string         `json:"access_log"`
-	Origin     Duration       `json:"origin_timeout"`
-	Limits     FileLimits     `json:"limits"`
-	Properties []FileProperty `json:"properties"`
+	NodeID        string         `json:"node_id"`
+	Listen        string         `json:"listen"`
+	TLSListen     string         `json:"tls_listen"`
+	TLSCert       string         `json:"tls_cert"`
+	TLSKey        string         `json:"tls_key"`
+	Admin         string         `json:"admin"`
+	AdminToken    string         `json:"admin_token"`
+	CacheDir      string         `json:"cache_dir"`
+	Mem           Size           `json:"mem"`
+	Disk          Size           `json:"disk"`
+	SliceSize     Size           `json:"slice_size"`
+	AccessLog     string         `json:"access_log"`
+	OriginTimeout Duration       `json:"origin_timeout"`
+	Limits        FileLimits     `json:"limits"`
+	Properties    []FileProperty `json:"properties"`
 }
 
 // FileLimits is the "limits" object of File.
@@ -285,7 +285,7 @@ func ParseFile(data []byte) (*File, error) {
 // Config converts the file into a Config (without Store, loggers or access
 // logs, which the caller wires).
 func (f *File) Config() Config {
-	c := Config{NodeID: f.NodeID, AdminToken: f.AdminToken, SliceSize: int64(f.SliceSize), OriginTimeout: time.Duration(f.Origin)}
+	c := Config{NodeID: f.NodeID, AdminToken: f.AdminToken, SliceSize: int64(f.SliceSize), OriginTimeout: time.Duration(f.OriginTimeout)}
 	l := f.Limits
 	c.Limits = Limits{ClientRate: l.ClientRate, ClientBurst: l.ClientBurst, PrefixRate: l.PrefixRate, PrefixBurst: l.PrefixBurst,
 		Disabled: l.Disabled, MaxConns: l.MaxConns, MaxConnsPerIP: l.MaxConnsPerIP, MaxHeaderBytes: int(l.MaxHeaderBytes),
