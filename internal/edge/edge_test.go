@@ -922,3 +922,95 @@ func TestReadRangeInProcess(t *testing.T) {
 		t.Errorf("client range after ReadRange = %q %q", r.body, r.h.Get("Cache-Status"))
 	}
 }
+
+// TestMixedTrafficStress runs concurrent gets, ranges, conditionals,
+// unsafe methods and purges against objects of every kind (small, sliced,
+// varying, uncacheable, failing) and checks every body that comes back.
+func TestMixedTrafficStress(t *testing.T) {
+	big := bigBody(3<<20 + 11)
+	var flip atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=5")
+			w.Header().Set("ETag", `"s"`)
+			if r.Header.Get("If-None-Match") == `"s"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			fmt.Fprint(w, "small-body")
+		case "/big":
+			w.Header().Set("Cache-Control", "max-age=600")
+			w.Header().Set("Surrogate-Key", "big")
+			w.Header().Set("ETag", `"b"`)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(big))
+		case "/vary":
+			w.Header().Set("Cache-Control", "max-age=600")
+			w.Header().Set("Vary", "X-V")
+			fmt.Fprint(w, "v=", r.Header.Get("X-V"))
+		case "/nostore":
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprint(w, "fresh")
+		case "/flaky":
+			w.Header().Set("Cache-Control", "max-age=0")
+			if flip.Add(1)%3 == 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, "flaky")
+		default:
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, SliceSize: 1 << 20})
+	n := 400
+	if testing.Short() {
+		n = 120
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < n/8; i++ {
+				switch (g + i) % 7 {
+				case 0:
+					if r := get(t, e.base+"/small"); r.code != 200 || r.body != "small-body" {
+						t.Errorf("/small = %d %q", r.code, r.body)
+					}
+				case 1:
+					off := (g*7919 + i*104729) % len(big)
+					r := get(t, e.base+"/big", "Range", fmt.Sprintf("bytes=%d-%d", off, off+999))
+					if r.code != 206 || r.body != string(big[off:min(off+1000, len(big))]) {
+						t.Errorf("/big range at %d = %d, %d bytes", off, r.code, len(r.body))
+					}
+				case 2:
+					v := fmt.Sprint(i % 3)
+					if r := get(t, e.base+"/vary", "X-V", v); r.body != "v="+v {
+						t.Errorf("/vary X-V %s = %q", v, r.body)
+					}
+				case 3:
+					if r := get(t, e.base+"/nostore"); r.body != "fresh" {
+						t.Errorf("/nostore = %q", r.body)
+					}
+				case 4:
+					if r := get(t, e.base+"/flaky"); r.code != 200 && r.code != 503 {
+						t.Errorf("/flaky = %d", r.code)
+					}
+				case 5:
+					resp, err := http.Post(e.base+"/small", "text/plain", strings.NewReader("x"))
+					if err == nil {
+						resp.Body.Close()
+					}
+				case 6:
+					e.Purge("site", PurgeRequest{Tags: []string{"big"}, Prefixes: []string{"/va"}})
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if r := get(t, e.base+"/big"); r.code != 200 || r.body != string(big) {
+		t.Errorf("/big after the storm: %d, %d bytes", r.code, len(r.body))
+	}
+}
