@@ -1014,3 +1014,34 @@ func TestMixedTrafficStress(t *testing.T) {
 		t.Errorf("/big after the storm: %d, %d bytes", r.code, len(r.body))
 	}
 }
+
+func TestPOSTResponseReusedForGET(t *testing.T) {
+	var n atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		v := n.Add(1)
+		if r.Method == http.MethodPost {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Cache-Control", "max-age=600")
+			if r.URL.Path == "/same" {
+				w.Header().Set("Content-Location", "/same")
+			}
+		}
+		fmt.Fprint(w, r.Method, v)
+	})
+	e := startEdge(t, Config{Properties: []Property{prop(o)}})
+	for _, tt := range []struct {
+		path   string
+		reused bool
+	}{{"/same", true}, {"/other", false}} {
+		resp, err := http.Post(e.base+tt.path, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		g := get(t, e.base+tt.path)
+		if got := g.body == string(b); got != tt.reused {
+			t.Errorf("GET %s after POST = %q (POST gave %q): reused %v, want %v", tt.path, g.body, b, got, tt.reused)
+		}
+	}
+}

@@ -265,6 +265,7 @@ func (s *Server) pass(w *countingWriter, r *http.Request, st *state, p *property
 	if err != nil {
 		return err
 	}
+	reqTime := s.now()
 	resp, err := s.roundTrip(p, out)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -278,10 +279,44 @@ func (s *Server) pass(w *countingWriter, r *http.Request, st *state, p *property
 	if !isSafe(r.Method) && resp.StatusCode < 400 {
 		s.invalidate(r, p, host, resp.Header)
 	}
+	if r.Method == http.MethodPost && reusablePOST(r, resp) {
+		// RFC 9111 §4.4 / RFC 9110 §9.3.3: a POST response with explicit
+		// freshness and Content-Location equal to the target URI may answer
+		// later GETs of that URI
+		get := r.Clone(r.Context())
+		get.Method, get.Body, get.ContentLength = http.MethodGet, http.NoBody, 0
+		key := primaryKey(p, host, r.URL.RequestURI())
+		ent, ready, serr := s.store1(r.Context(), get, p, host, key, nil, resp, reqTime, s.now(), rs)
+		if serr == nil {
+			serr = <-ready
+			if serr == nil {
+				rs.cache.Stored = true
+				return s.serveEntry(w, r, p, ent, s.freshness(ent.m, s.now()), rs)
+			}
+			if !errors.Is(serr, errNotStored) {
+				return serr
+			}
+		}
+	}
 	passHeader(w.Header(), resp.Header)
 	w.Header().Add("Cache-Status", rs.cache.Format(s.node))
 	w.WriteHeader(resp.StatusCode)
 	return s.copyBody(w, resp.Body, r)
+}
+
+// reusablePOST reports whether a POST response may be stored for GETs of
+// the same URI: a final 200 or 203 with explicit freshness and a
+// Content-Location naming the request's own URI.
+func reusablePOST(r *http.Request, resp *http.Response) bool {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNonAuthoritativeInfo || !hasExplicitFreshness(resp.Header) {
+		return false
+	}
+	cl := resp.Header.Get("Content-Location")
+	if cl == "" {
+		return false
+	}
+	u, err := r.URL.Parse(cl)
+	return err == nil && u.RequestURI() == r.URL.RequestURI()
 }
 
 func isSafe(m string) bool {
