@@ -251,6 +251,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	clk := newClock()
 	var n atomic.Int64
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", clk.Now().UTC().Format(http.TimeFormat)) // the origin shares the test's clock
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
 		fmt.Fprint(w, n.Add(1))
 	})
@@ -269,12 +270,14 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		t.Fatalf("background revalidation did not reach the origin")
 	}
 	for time.Now().Before(deadline) {
-		if get(t, e.base+"/swr").body == "2" {
-			return
+		if get(t, e.base+"/swr").body != "1" {
+			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Errorf("refreshed response never served")
+	if r := get(t, e.base+"/swr"); r.body != "2" || o.hits.Load() != 2 {
+		t.Errorf("after the refresh: body %q, %d origin fetches; want the refreshed body and no other fetch", r.body, o.hits.Load())
+	}
 }
 
 func TestOriginDownServesStale(t *testing.T) {

@@ -76,11 +76,11 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 		if err := s.store.Put(ctx, cachestore.Item{Key: key, Group: p.Name, Meta: stub, Tags: surrogateKeys(resp.Header)}); err != nil {
 			return nil, nil, errUncacheable
 		}
-	} else if old != nil || rs.stub {
-		// a plain response replaces any earlier variants and slices (a
-		// plain miss has none: skip the family scan on the hot miss path)
-		s.store.DeleteFamily(key)
 	}
+	// a plain response overwrites the entry (or Vary stub) at key when it is
+	// stored; the old entry stays servable until then, so concurrent
+	// requests during a refresh do not fall through to the origin.
+	// Variants a stub pointed to become unreachable and age out.
 	if old != nil && old.m.Sliced && old.key == entKey {
 		s.dropSlices(old)
 	}
