@@ -55,7 +55,7 @@ func TestEdgeCommand(t *testing.T) {
 	}()
 	re := regexp.MustCompile(`addr=(\S+) admin=(\S+)`)
 	var m []string
-	for i := 0; i < 100 && m == nil; i++ {
+	for i := 0; i < 500 && m == nil; i++ {
 		time.Sleep(20 * time.Millisecond)
 		m = re.FindStringSubmatch(stderr.String())
 	}
@@ -117,7 +117,7 @@ func TestEdgeReloadOnSIGHUP(t *testing.T) {
 	}()
 	re := regexp.MustCompile(`addr=(\S+) admin=`)
 	var m []string
-	for i := 0; i < 100 && m == nil; i++ {
+	for i := 0; i < 500 && m == nil; i++ {
 		time.Sleep(20 * time.Millisecond)
 		m = re.FindStringSubmatch(stderr.String())
 	}
@@ -141,7 +141,7 @@ func TestEdgeReloadOnSIGHUP(t *testing.T) {
 	}
 	write(`"one.test", "two.test"`)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	for i := 0; i < 100 && !strings.Contains(stderr.String(), "configuration reloaded"); i++ {
+	for i := 0; i < 500 && !strings.Contains(stderr.String(), "configuration reloaded"); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if status("two.test") != 200 || status("one.test") != 200 {
