@@ -617,7 +617,7 @@ func TestRateLimitsByPrefix(t *testing.T) {
 		fmt.Fprint(w, "ok")
 	})
 	e := startEdge(t, Config{Properties: []Property{prop(o)},
-		Limits: Limits{ClientRate: 1000, ClientBurst: 1000, PrefixRate: 5, PrefixBurst: 20}})
+		Limits: Limits{ClientRate: 1000, ClientBurst: 1000, PrefixRate: 1, PrefixBurst: 10}})
 	clientFrom := func(ip string) *http.Client {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
