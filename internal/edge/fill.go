@@ -18,10 +18,13 @@ import (
 // objects as soon as the metadata is stored; slices follow).
 func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host, key string, old *entry, resp *http.Response,
 	reqTime, respTime time.Time, rs *reqState) (*entry, <-chan error, error) {
-	reason := httpcache.CanStore(http.MethodGet, r.Header, resp.StatusCode, resp.Header, &s.hopts)
+	h := resp.Header.Clone()
+	httpcache.StripHopByHop(h)
+	pol := httpcache.ResponsePolicy(h, &s.hopts) // read once for every decision below
+	reason := httpcache.CanStoreWith(pol, http.MethodGet, r.Header, resp.StatusCode, h)
 	var ttl time.Duration
-	if !hasExplicitFreshness(resp.Header) {
-		if t := mediaTTL(p, r.URL.Path, resp.Header); t > 0 {
+	if !pol.Explicit(h) {
+		if t := mediaTTL(p, r.URL.Path, h); t > 0 {
 			ttl = t
 		} else {
 			ttl = p.DefaultTTL
@@ -33,9 +36,8 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 	if reason != httpcache.Storable {
 		return nil, nil, errUncacheable
 	}
-	m := &meta{Status: resp.StatusCode, Header: resp.Header.Clone(), ReqTime: reqTime.UnixNano(), RespTime: respTime.UnixNano(),
+	m := &meta{Status: resp.StatusCode, Header: h, ReqTime: reqTime.UnixNano(), RespTime: respTime.UnixNano(),
 		TTL: int64(ttl / time.Second), URL: r.Host + r.URL.RequestURI()}
-	httpcache.StripHopByHop(m.Header)
 	// a response without Date gets one (RFC 9110 §6.6.1) so Age works
 	if m.Header.Get("Date") == "" {
 		m.Header.Set("Date", respTime.UTC().Format(http.TimeFormat))
@@ -84,7 +86,7 @@ func (s *Server) store1(ctx context.Context, r *http.Request, p *property, host,
 	if old != nil && old.m.Sliced && old.key == entKey {
 		s.dropSlices(old)
 	}
-	m.analyze(&s.hopts)
+	m.an = httpcache.AnalyzeWith(pol, m.Status, m.Header, reqTime, respTime, &s.hopts)
 	ent := &entry{key: entKey, m: m, tags: surrogateKeys(resp.Header)}
 	ready := make(chan error, 1)
 	go s.fill(ctx, p, ent, resp.Body, off, total, partial, ready)

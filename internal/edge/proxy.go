@@ -308,7 +308,8 @@ func (s *Server) pass(w *countingWriter, r *http.Request, st *state, p *property
 // the same URI: a final 200 or 203 with explicit freshness and a
 // Content-Location naming the request's own URI.
 func reusablePOST(r *http.Request, resp *http.Response) bool {
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNonAuthoritativeInfo || !hasExplicitFreshness(resp.Header) {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNonAuthoritativeInfo ||
+		!httpcache.ResponsePolicy(resp.Header, nil).Explicit(resp.Header) {
 		return false
 	}
 	cl := resp.Header.Get("Content-Location")
@@ -385,13 +386,6 @@ func mediaTTL(p *property, urlPath string, h http.Header) time.Duration {
 	return 0
 }
 
-// hasExplicitFreshness reports whether the response says how long it is
-// fresh (or forbids reuse) on its own.
-func hasExplicitFreshness(h http.Header) bool {
-	d := httpcache.ParseCacheControl(h.Values("Cache-Control"))
-	return d.MaxAge >= 0 || d.SMaxAge >= 0 || d.NoCache || d.NoStore || d.Invalid || h.Get("Expires") != "" ||
-		h.Get("CDN-Cache-Control") != "" || h.Get("Surrogate-Control") != ""
-}
 
 // freshness evaluates an entry now, applying the property's default TTL.
 func (s *Server) freshness(m *meta, now time.Time) httpcache.Freshness {

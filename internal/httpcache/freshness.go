@@ -89,13 +89,17 @@ const (
 // CanStore decides whether a shared cache may store resp for req
 // (RFC 9111 §3). It does not look at sizes or budgets.
 func CanStore(method string, reqHeader http.Header, status int, respHeader http.Header, o *Options) Reason {
+	return CanStoreWith(ResponsePolicy(respHeader, o), method, reqHeader, status, respHeader)
+}
+
+// CanStoreWith is CanStore with the response's policy already read.
+func CanStoreWith(p Policy, method string, reqHeader http.Header, status int, respHeader http.Header) Reason {
 	if method != http.MethodGet && method != http.MethodHead {
 		return ReasonMethod
 	}
 	if status < 200 || status == http.StatusNotModified || status >= 600 {
 		return ReasonStatus
 	}
-	p := ResponsePolicy(respHeader, o)
 	req := ParseCacheControl(reqHeader.Values("Cache-Control"))
 	if p.Eff.MustUnderstand {
 		if !understood[status] {
@@ -137,7 +141,10 @@ func CanStore(method string, reqHeader http.Header, status int, respHeader http.
 // and whether it was computed heuristically. received stands in for a
 // missing or invalid Date header.
 func Lifetime(status int, h http.Header, received time.Time, o *Options) (time.Duration, bool) {
-	p := ResponsePolicy(h, o)
+	return lifetimeWith(ResponsePolicy(h, o), status, h, received, o)
+}
+
+func lifetimeWith(p Policy, status int, h http.Header, received time.Time, o *Options) (time.Duration, bool) {
 	if p.Eff.Invalid {
 		return 0, false
 	}
@@ -263,8 +270,12 @@ type Analysis struct {
 
 // Analyze reads a stored response's header once.
 func Analyze(status int, h http.Header, requestTime, responseTime time.Time, o *Options) *Analysis {
-	p := ResponsePolicy(h, o)
-	life, heur := Lifetime(status, h, responseTime, o)
+	return AnalyzeWith(ResponsePolicy(h, o), status, h, requestTime, responseTime, o)
+}
+
+// AnalyzeWith is Analyze with the response's policy already read.
+func AnalyzeWith(p Policy, status int, h http.Header, requestTime, responseTime time.Time, o *Options) *Analysis {
+	life, heur := lifetimeWith(p, status, h, responseTime, o)
 	ageValue, ok := ParseAge(h)
 	apparent := time.Duration(0)
 	if date, err := http.ParseTime(h.Get("Date")); err == nil {
@@ -283,6 +294,16 @@ func Analyze(status int, h http.Header, requestTime, responseTime time.Time, o *
 	a.noCache = p.Eff.NoCache
 	a.mustReval = p.Eff.MustRevalidate || p.Eff.ProxyRevalidate || p.Eff.SMaxAge >= 0 || p.Eff.NoCache
 	return a
+}
+
+// Explicit reports whether the response h (read into p) states its own
+// freshness or forbids reuse (max-age, s-maxage, Expires, no-cache,
+// no-store, or a targeted field), as opposed to relying on heuristics or
+// defaults.
+func (p Policy) Explicit(h http.Header) bool {
+	d := p.CC
+	return p.Targeted || d.MaxAge >= 0 || d.SMaxAge >= 0 || d.NoCache || d.NoStore || d.Invalid || h.Get("Expires") != "" ||
+		h.Get("Surrogate-Control") != "" || h.Get("CDN-Cache-Control") != ""
 }
 
 // At returns the freshness at now.
