@@ -386,7 +386,6 @@ func mediaTTL(p *property, urlPath string, h http.Header) time.Duration {
 	return 0
 }
 
-
 // freshness evaluates an entry now, applying the property's default TTL.
 func (s *Server) freshness(m *meta, now time.Time) httpcache.Freshness {
 	an := m.an
