@@ -5,6 +5,7 @@ var commands = []command{
 	{"bench", "measure performance: bench coding, bench route", runBench},
 	{"control", "run a control node: traffic manager, DNS, /healthz, /metrics", runControl},
 	{"demo", "run origin, tracker and N peers on this machine and report", runDemo},
+	{"edge", "run an edge node: caching reverse proxy for properties", runEdge},
 	{"get", "download content from its swarm, verified and resumable", runGet},
 	{"keygen", "create a publisher key for signing manifests", runKeygen},
 	{"manifest", "hash and sign a file's manifest without uploading it", runManifest},
