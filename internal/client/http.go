@@ -214,13 +214,20 @@ func (d *download) fallback(ctx context.Context) {
 		if time.Since(slowSince) < delay || d.httpBytes >= budget {
 			continue
 		}
-		missing := d.sw.Missing()
-		if len(missing) == 0 {
+		// The generation furthest from done (the first one when
+		// streaming): a whole generation over HTTP replaces whatever part
+		// of it the swarm has delivered.
+		gens, ranks := d.sw.Incomplete()
+		if len(gens) == 0 {
 			continue
 		}
-		g := missing[0]
-		if d.cfg.Stream == nil && len(missing) > 1 {
-			g = missing[len(missing)/2]
+		g, best := gens[0], ranks[0]
+		if d.cfg.Stream == nil {
+			for i, r := range ranks {
+				if r < best {
+					g, best = gens[i], r
+				}
+			}
 		}
 		off, n := d.m.GenerationSpan(g)
 		if d.httpBytes+n > budget {

@@ -517,19 +517,6 @@ func (s *Swarm) afterComplete(g int, moot []pendingWant) {
 	s.kick()
 }
 
-// Missing returns generations not held, not being decoded, in index order.
-func (s *Swarm) Missing() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []int
-	for g, gen := range s.gens {
-		if !gen.complete.Load() && !s.isActive(g) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
 // Incomplete returns every generation not yet held, with its current rank.
 func (s *Swarm) Incomplete() (gens []int, ranks []int) {
 	for g, gen := range s.gens {

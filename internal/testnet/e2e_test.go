@@ -290,3 +290,36 @@ func logProgress(t *testing.T, ps []*peerRun, blocks int64) func() {
 		t.Logf("blocks held, per second: %v", line)
 	}
 }
+
+// TestHTTPFallback: when peers (here only a slow origin) deliver less than
+// the minimum rate, whole generations come over HTTP ranges, within the
+// budget, and are counted apart.
+func TestHTTPFallback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	net := startNet(t, 64<<10) // the origin's peer uplink: 64 KiB/s
+	size := 6 << 20
+	m, err := net.Publish(ctx, "build.bin", randomData(size, 5), 64, 16<<10) // 1 MiB generations
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := net.ClientConfig(m.ID(), "solo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MinRate = 1 << 20
+	cfg.FallbackDelay = time.Second
+	cfg.FallbackBudget = 4 << 20
+	res, err := client.Get(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Progress
+	t.Logf("from origin (peer protocol) %d, over HTTP %d bytes in %v", p.FromOrigin, p.FromHTTP, p.Elapsed.Round(time.Millisecond))
+	if p.FromHTTP == 0 || p.FromHTTP > cfg.FallbackBudget {
+		t.Errorf("HTTP fallback bytes %d, want between 1 and the %d budget", p.FromHTTP, cfg.FallbackBudget)
+	}
+	if fileHash(t, filepath.Join(cfg.Output, m.Name)) != m.FileHash {
+		t.Error("copy differs")
+	}
+}
