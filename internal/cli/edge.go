@@ -9,12 +9,19 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
 	"avalanche/internal/cachestore"
 	"avalanche/internal/edge"
+	"avalanche/internal/identity"
+	"avalanche/internal/seeder"
+	"avalanche/internal/swarm"
+	"avalanche/internal/tracker"
+	"avalanche/internal/wire"
 )
 
 const edgeHelp = `
@@ -43,6 +50,11 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 	node := fs.String("node", "", "node ID for logs and Cache-Status (default edge)")
 	accessLog := fs.String("access-log", "", `access log file, or "-" for stdout (default: none)`)
 	verbose := fs.Bool("v", false, "debug logging")
+	peerListen := fs.String("peer-listen", "", "super-seed: peer-protocol address; serves published content to swarms through the cache (default: off)")
+	trackerURL := fs.String("tracker", "", "super-seed: tracker to announce seeded content to")
+	seedOrigin := fs.String("seed-origin", "", "super-seed: the Avalanche origin's base URL (default: --origin)")
+	seedBase := fs.String("seed-base", "http://avalanche-content", "super-seed: URL prefix the edge routes to that origin (a property must map it)")
+	upload := fs.String("upload-limit", "0", "super-seed: peer-protocol upload cap, e.g. 100M or 1gbit; 0 = none")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -235,6 +247,25 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 	}()
+	if *peerListen != "" {
+		so := *seedOrigin
+		if so == "" {
+			so = *origin
+		}
+		if so == "" {
+			return fmt.Errorf("--peer-listen needs --seed-origin or --origin: %w", errUsage)
+		}
+		upBps, err := parseRate(*upload)
+		if err != nil {
+			return fmt.Errorf("--upload-limit: %v: %w", err, errUsage)
+		}
+		sd, err := startEdgeSeeder(ctx, env, log, *peerListen, *trackerURL, upBps)
+		if err != nil {
+			return err
+		}
+		defer sd.Close()
+		(&seeder.EdgeSource{Seeder: sd, Edge: srv, ContentBase: strings.TrimSuffix(*seedBase, "/"), Origin: so}).Mount()
+	}
 	errc := make(chan error, 3)
 	n := 2
 	go func() { errc <- srv.Serve(ctx, ln) }()
@@ -255,4 +286,35 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 		err = nil
 	}
 	return err
+}
+
+// startEdgeSeeder starts the edge's peer-protocol node (role edge, no
+// per-generation cap: an edge is there to spare the origin) and its seeder.
+func startEdgeSeeder(ctx context.Context, env *Env, log *slog.Logger, listen, trackerURL string, upBps int64) (*seeder.Seeder, error) {
+	key, err := identity.LoadOrCreate(filepath.Join(env.configDir(), "edge-node.key"))
+	if err != nil {
+		return nil, err
+	}
+	node, err := swarm.NewNode(ctx, swarm.NodeConfig{Key: key, Role: wire.RoleEdge, UploadLimit: upBps, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	go node.Serve(ln)
+	var tc *tracker.Client
+	if trackerURL != "" {
+		if tc, err = tracker.NewClient(tracker.ClientConfig{URL: trackerURL, Key: key}); err != nil {
+			return nil, err
+		}
+	}
+	sd, err := seeder.New(seeder.Config{Node: node, Tracker: tc, Role: tracker.RoleEdge, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	go sd.Run(ctx)
+	log.Info("edge super-seed", "peer", ln.Addr().String(), "node", node.ID().String())
+	return sd, nil
 }

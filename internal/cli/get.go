@@ -19,12 +19,15 @@ import (
 	"avalanche/internal/identity"
 	"avalanche/internal/manifest"
 	"avalanche/internal/tracker"
+	"avalanche/internal/traffic"
 )
 
 // getFlags are the flags shared by get and seed.
 type getFlags struct {
 	sources        listFlag
 	tracker        string
+	control        string
+	property       string
 	out            string
 	stream         bool
 	listen         string
@@ -45,7 +48,9 @@ type getFlags struct {
 
 func (g *getFlags) register(env *Env, fs *flag.FlagSet) {
 	fs.Var(&g.sources, "origin", "origin or edge base URL serving the manifest and ranges (repeatable; default http://127.0.0.1:7070)")
-	fs.StringVar(&g.tracker, "tracker", "", "tracker URL (default: the origin's host on port 7071, if it answers)")
+	fs.StringVar(&g.tracker, "tracker", "", "tracker URL (default: --control, else the origin's host on port 7071 if it answers)")
+	fs.StringVar(&g.control, "control", "", "control node URL: its traffic manager picks the best edges for --property, its tracker introduces peers")
+	fs.StringVar(&g.property, "property", "", "property (tenant) whose edges to use with --control")
 	fs.StringVar(&g.out, "o", "", "output file or directory (default: the published file name)")
 	fs.StringVar(&g.listen, "listen", ":0", `peer listener address ("-" to only dial out)`)
 	fs.StringVar(&g.upload, "upload-limit", "0", "upload cap, e.g. 2M (bytes/s) or 20mbit; 0 = none")
@@ -159,6 +164,19 @@ edge or tracker reachable, 5 verification failed (bad signature or hash),
 
 // download runs get or seed.
 func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb string) error {
+	if g.control != "" {
+		if g.property == "" {
+			return fmt.Errorf("--control needs --property: %w", errUsage)
+		}
+		edges, err := routeSources(ctx, g.control, g.property, id)
+		if err != nil {
+			return withCode(exitUnreachable, fmt.Errorf("%s: traffic manager %s: %w", verb, g.control, err))
+		}
+		g.sources = append(edges, g.sources...)
+		if g.tracker == "" {
+			g.tracker = g.control
+		}
+	}
 	if len(g.sources) == 0 {
 		g.sources = listFlag{"http://127.0.0.1:7070"}
 	}
@@ -325,4 +343,34 @@ func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, trackerURL st
 		return nil, nil
 	}
 	return &client.Tracker{C: tc}, nil
+}
+
+// routeSources asks the traffic manager at control for the best edges of
+// property (best first), or its origin when no edge is eligible, as base
+// URLs for the content.
+func routeSources(ctx context.Context, control, property string, id manifest.ID) ([]string, error) {
+	c := &traffic.Client{BaseURL: strings.TrimSuffix(control, "/")}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d, err := c.Route(rctx, property, "/v1/content/"+id.String())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range d.Edges {
+		out = append(out, baseURL(e.URL))
+	}
+	if len(out) == 0 && d.Origin != "" {
+		out = append(out, baseURL(d.Origin))
+	}
+	return out, nil
+}
+
+// baseURL keeps the scheme and host of a URL.
+func baseURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return strings.TrimSuffix(s, "/")
+	}
+	return u.Scheme + "://" + u.Host
 }

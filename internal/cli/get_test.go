@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"avalanche/internal/manifest"
 	"avalanche/internal/testnet"
+	"avalanche/internal/traffic"
 )
 
 // TestMain lets a test run this package's command line as a child process
@@ -229,5 +231,62 @@ func TestGetDiskFull(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, m.Name)); err == nil {
 		t.Error("final name exists")
+	}
+}
+
+// TestGetViaControl: with --control and --property the traffic manager
+// picks the edge, the edge's super-seed and the origin serve the swarm, and
+// the control node's tracker introduces peers.
+func TestGetViaControl(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	net := startTestnet(t, 1<<20)
+	e, err := net.StartEdge(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := publishTest(t, net, testData(4<<20, 7), 64, 16<<10)
+
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policies.json")
+	os.WriteFile(pol, []byte(`[{"name":"demo","origin":"`+net.OriginURL+`"}]`), 0o644)
+	httpAddr := freeAddr(t)
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string {
+		if k == "AVALANCHE_EDGE_TOKEN" {
+			return "edge-secret"
+		}
+		return ""
+	}}
+	go runControl(ctx, env, []string{"-http", httpAddr, "-dns", "", "-policies", pol, "-probe-interval", "1h"})
+	control := "http://" + httpAddr
+	c := &traffic.Client{BaseURL: control, Token: "edge-secret"}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err = c.Heartbeat(ctx, traffic.Edge{ID: "edge-1", URL: e.URL, Region: "local"}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var sources []string
+	for deadline := time.Now().Add(5 * time.Second); len(sources) == 0 || sources[0] != e.URL; {
+		if sources, err = routeSources(ctx, control, "demo", m.ID()); err != nil || time.Now().After(deadline) {
+			t.Fatalf("route: %v %v", sources, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	te := newTestEnv(t, nil)
+	out := t.TempDir()
+	code := te.run("get", m.ID().String(), "--control", control, "--property", "demo", "-o", out, "--listen", "127.0.0.1:0", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, te.stderr.String())
+	}
+	done := lastJSON(t, te.stdout.String(), "done")
+	if done["from_edge"].(float64) == 0 {
+		t.Errorf("nothing came from the edge: %v", done)
+	}
+	if sha(filepath.Join(out, m.Name)) != m.FileHash {
+		t.Error("copy differs")
 	}
 }

@@ -58,6 +58,12 @@ func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if m := s.local.Load(); m != nil {
+		if _, pattern := m.Handler(r); pattern != "" {
+			m.ServeHTTP(w, r) // the mux sets the path values
+			return
+		}
+	}
 	start := s.now()
 	st := s.state.Load()
 	cw := &countingWriter{ResponseWriter: w}

@@ -50,8 +50,33 @@ type Server struct {
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 
+	local       atomic.Pointer[http.ServeMux] // endpoints the edge answers itself
+	localRoutes []localRoute                  // what local holds; guarded by mu
+
 	mu      sync.Mutex
 	servers []*http.Server
+}
+
+// HandleLocal mounts h on client traffic for pattern (http.ServeMux
+// syntax): such requests are answered by h, not proxied to a property's
+// origin. The swarm super-seed mounts GET /v1/swarm/{id} this way.
+func (s *Server) HandleLocal(pattern string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := http.NewServeMux()
+	if old := s.local.Load(); old != nil {
+		for _, e := range s.localRoutes {
+			m.Handle(e.pattern, e.h)
+		}
+	}
+	m.Handle(pattern, h)
+	s.localRoutes = append(s.localRoutes, localRoute{pattern, h})
+	s.local.Store(m)
+}
+
+type localRoute struct {
+	pattern string
+	h       http.Handler
 }
 
 // state is everything a reload replaces, swapped atomically so in-flight

@@ -208,9 +208,19 @@ func (s *Seeder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad content ID", http.StatusBadRequest)
 		return
 	}
-	if s.Swarm(id) == nil {
+	info, ok := s.Info(r, id)
+	if !ok {
 		http.Error(w, "not seeded here", http.StatusNotFound)
 		return
+	}
+	writeSeedInfo(w, info)
+}
+
+// Info returns this node as a seed of id, addressed on the IP that request
+// r reached, or false if it does not seed id.
+func (s *Seeder) Info(r *http.Request, id manifest.ID) (SeedInfo, bool) {
+	if s.Swarm(id) == nil {
+		return SeedInfo{}, false
 	}
 	host := "127.0.0.1"
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
@@ -218,11 +228,14 @@ func (s *Seeder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			host = ap.Addr().Unmap().String()
 		}
 	}
-	info := SeedInfo{Seeds: []Seed{{
+	return SeedInfo{Seeds: []Seed{{
 		ID:   s.cfg.Node.ID().String(),
 		Addr: net.JoinHostPort(host, strconv.Itoa(int(s.cfg.Node.Port()))),
 		Role: string(s.cfg.Role),
-	}}}
+	}}}, true
+}
+
+func writeSeedInfo(w http.ResponseWriter, info SeedInfo) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(info)

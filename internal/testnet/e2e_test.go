@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,14 +51,15 @@ type peerRun struct {
 	cfg    client.Config
 	cancel context.CancelFunc
 	done   chan struct{}
-	res    *client.Result
 	err    error
-	rank   atomic.Int64 // blocks held, from progress reports
+	final  atomic.Pointer[client.Result] // set once the file is complete
+	rank   atomic.Int64                  // blocks held, from progress reports
 	sw     atomic.Pointer[swarm.Swarm]
 }
 
-// startPeers starts n clients; they seed until stopped.
-func startPeers(t *testing.T, ctx context.Context, net *Net, m *manifest.Manifest, n int, upload int64) []*peerRun {
+// startPeers starts n clients; they seed until stopped. tweak, if given,
+// adjusts each client's configuration.
+func startPeers(t *testing.T, ctx context.Context, net *Net, m *manifest.Manifest, n int, upload int64, tweak ...func(*client.Config)) []*peerRun {
 	t.Helper()
 	var ps []*peerRun
 	for i := 0; i < n; i++ {
@@ -67,25 +67,18 @@ func startPeers(t *testing.T, ctx context.Context, net *Net, m *manifest.Manifes
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, f := range tweak {
+			f(&cfg)
+		}
 		pctx, cancel := context.WithCancel(ctx)
 		p := &peerRun{name: cfg.Output, cfg: cfg, cancel: cancel, done: make(chan struct{})}
 		cfg.SeedTime = time.Hour
-		completed := make(chan struct{})
-		cfg.Completed = func(*client.Result) { close(completed) }
+		cfg.Completed = func(r *client.Result) { p.final.Store(r) }
 		cfg.Progress = func(pr client.Progress) { p.rank.Store(pr.Rank) }
 		cfg.Joined = func(s *swarm.Swarm) { p.sw.Store(s) }
 		go func() {
 			defer close(p.done)
-			p.res, p.err = client.Get(pctx, cfg)
-		}()
-		go func() {
-			select {
-			case <-completed:
-			case <-p.done:
-				return
-			}
-			// Record completion by closing a channel the test can watch.
-			p.markComplete()
+			_, p.err = client.Get(pctx, cfg)
 		}()
 		ps = append(ps, p)
 	}
@@ -98,19 +91,7 @@ func startPeers(t *testing.T, ctx context.Context, net *Net, m *manifest.Manifes
 	return ps
 }
 
-var completeMu sync.Mutex
-
-func (p *peerRun) markComplete() {
-	completeMu.Lock()
-	defer completeMu.Unlock()
-	p.res = &client.Result{} // placeholder until Get returns
-}
-
-func (p *peerRun) complete() bool {
-	completeMu.Lock()
-	defer completeMu.Unlock()
-	return p.res != nil
-}
+func (p *peerRun) complete() bool { return p.final.Load() != nil }
 
 // waitComplete waits until every peer in ps completed, or fails.
 func waitComplete(t *testing.T, ctx context.Context, ps []*peerRun) time.Duration {
@@ -321,5 +302,44 @@ func TestHTTPFallback(t *testing.T) {
 	}
 	if fileHash(t, filepath.Join(cfg.Output, m.Name)) != m.FileHash {
 		t.Error("copy differs")
+	}
+}
+
+// TestEdgeSuperSeed: an edge fetches each generation from the origin once
+// (HTTP ranges through its cache) and seeds the swarm; peers that know
+// only the edge download from it and from each other, and the origin sends
+// about one copy in all.
+func TestEdgeSuperSeed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	net := startNet(t, 512<<10) // the origin's own peer uplink is slow
+	e, err := net.StartEdge(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 16 << 20
+	m, err := net.Publish(ctx, "build.bin", randomData(size, 6), 64, 32<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := net.OriginHTTPBytes.Load()
+	ps := startPeers(t, ctx, net, m, 6, 4<<20, func(c *client.Config) { c.Sources = []string{e.URL} })
+	waitComplete(t, ctx, ps)
+	checkCopies(t, ps, m)
+	var fromEdge, fromOrigin int64
+	for _, p := range ps {
+		fromEdge += p.final.Load().Progress.FromEdge
+		fromOrigin += p.final.Load().Progress.FromOrigin
+	}
+	httpOut := net.OriginHTTPBytes.Load() - before
+	peerOut := net.Seeder.Swarm(m.ID()).Stats().Sent
+	t.Logf("origin: %.2f× the file over HTTP (to the edge), %.2f× as a seed; edge seeded %.2f×; peers got %.2f× from the edge, %.2f× from the origin",
+		float64(httpOut)/float64(size), float64(peerOut)/float64(size), float64(e.Seeder.Swarm(m.ID()).Stats().Sent)/float64(size),
+		float64(fromEdge)/float64(size), float64(fromOrigin)/float64(size))
+	if httpOut > int64(size)*11/10 {
+		t.Errorf("origin served %d bytes over HTTP, want about one copy (%d)", httpOut, size)
+	}
+	if e.Seeder.Swarm(m.ID()).Stats().Sent == 0 {
+		t.Error("the edge seeded nothing")
 	}
 }

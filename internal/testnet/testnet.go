@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"avalanche/internal/client"
@@ -55,10 +56,15 @@ type Net struct {
 	OriginNode *swarm.Node
 	Seeder     *seeder.Seeder
 
+	// OriginHTTPBytes counts the bytes the origin served over HTTP
+	// (manifests, ranges for edges and fallbacks).
+	OriginHTTPBytes atomic.Int64
+
 	publisher ed25519.PrivateKey
 	token     string
 	cancel    context.CancelFunc
 	servers   []*http.Server
+	closers   []func()
 }
 
 const property = "demo"
@@ -153,7 +159,7 @@ func (n *Net) start(ctx context.Context) error {
 	if err := n.Seeder.ServeOrigin(n.Origin); err != nil {
 		return err
 	}
-	n.OriginURL, err = n.serve(n.Origin.Handler())
+	n.OriginURL, err = n.serve(countBytes(n.Origin.Handler(), &n.OriginHTTPBytes))
 	return err
 }
 
@@ -197,6 +203,9 @@ func (n *Net) ClientConfig(id manifest.ID, name string, upload int64) (client.Co
 // Close stops everything.
 func (n *Net) Close() {
 	n.cancel()
+	for _, c := range n.closers {
+		c()
+	}
 	if n.Seeder != nil {
 		n.Seeder.Close()
 	}
