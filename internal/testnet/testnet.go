@@ -181,6 +181,29 @@ func (n *Net) Publish(ctx context.Context, name string, data []byte, k, blockSiz
 	return m, nil
 }
 
+// PublishFile signs and publishes the file at path (streamed, not read
+// into memory).
+func (n *Net) PublishFile(ctx context.Context, path string, k, blockSize int) (*manifest.Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := manifest.FromReader(f, k, blockSize, property, filepath.Base(path), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Sign(n.publisher); err != nil {
+		return nil, err
+	}
+	p := &origin.Publisher{BaseURL: n.OriginURL, Property: property, Token: n.token}
+	_, _, err = p.Publish(ctx, m, func() (io.ReadCloser, error) { return os.Open(path) })
+	if err != nil {
+		return nil, fmt.Errorf("testnet: publish: %w", err)
+	}
+	return m, nil
+}
+
 // ClientConfig returns the configuration of a client that downloads id
 // into a directory of its own under Dir (named name), announcing to the
 // tracker, listening on loopback, uploading at most upload bytes/s.
