@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -203,6 +204,18 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 			pr.w = env.Stdout
 		}
 		cfg.Progress = pr.print
+	}
+	if env.getenv("GOMEMLIMIT") == "" {
+		// Keep the heap near what the engine needs: 64 MiB plus two
+		// generations per decoding slot (twice the slots when a seed can
+		// serve); without a limit the GC lets the heap grow to twice that.
+		slots := g.slots
+		if slots == 0 {
+			slots = 8
+		}
+		cfg.Manifest = func(m *manifest.Manifest) {
+			debug.SetMemoryLimit(64<<20 + 2*int64(2*slots)*m.GenerationSize())
+		}
 	}
 	res, err := client.Get(ctx, cfg)
 	if pr != nil {

@@ -98,6 +98,9 @@ type Config struct {
 	Completed func(*Result)
 	// Joined, if set, is called with the swarm once joined (diagnostics).
 	Joined func(*swarm.Swarm)
+	// Manifest, if set, is called with the verified manifest before the
+	// download starts (e.g. to size memory limits).
+	Manifest func(*manifest.Manifest)
 	// HTTP is the client for sources; default http.DefaultClient with
 	// timeouts.
 	HTTP HTTPDoer
@@ -149,6 +152,9 @@ func Get(ctx context.Context, cfg Config) (*Result, error) {
 	m, err := fetchManifest(ctx, cfg.HTTP, cfg.Sources, cfg.Content)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Manifest != nil {
+		cfg.Manifest(m)
 	}
 	out, err := outputPath(cfg.Output, m.Name)
 	if err != nil {

@@ -280,7 +280,14 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 		}
 		s.gens[g] = gen
 	}
-	s.cache = newGenCache(16, s.loadGeneration)
+	// Sources serve every generation and keep more of them hot; a
+	// downloader serves mostly what it just finished and re-reads the rest
+	// from its file (the page cache) on a miss.
+	cacheGens := 16
+	if cfg.Out != nil {
+		cacheGens = 4
+	}
+	s.cache = newGenCache(cacheGens, s.loadGeneration)
 	s.ctx, s.cancel = context.WithCancel(n.ctx)
 	if s.isComplete() {
 		s.doneOnce.Do(func() { close(s.done) })
