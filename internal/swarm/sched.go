@@ -326,6 +326,9 @@ func (s *Swarm) maintain() {
 			idle = append(idle, c)
 		}
 	}
+	if victim := s.replaceable(); victim != nil {
+		idle = append(idle, victim)
+	}
 	want := s.cfg.MaxPeers - len(s.conns)
 	var dial []PeerAddr
 	if !complete && want > 0 {
@@ -348,7 +351,7 @@ func (s *Swarm) maintain() {
 	}
 	s.mu.Unlock()
 	for _, c := range idle {
-		go c.close(wire.ByeNormal, "both complete")
+		go c.close(wire.ByeNormal, "both complete or replaced")
 	}
 	for _, p := range dial {
 		go func(p PeerAddr) {
@@ -363,6 +366,52 @@ func (s *Swarm) maintain() {
 			}
 		}(p)
 	}
+}
+
+// replaceEvery is how often a full swarm may drop its least useful link to
+// make room for a candidate it has not tried.
+const replaceEvery = 10 * time.Second
+
+// replaceable returns the link to drop to make room for a new neighbour, if
+// any: when all connection slots are used and untried candidates wait, the
+// partial peer (never a seed) connected longest than replaceEvery whose
+// traffic both ways is lowest, if below a tenth of the average. Caller
+// holds s.mu.
+func (s *Swarm) replaceable() *conn {
+	now := time.Now()
+	if len(s.conns) < s.cfg.MaxPeers || now.Sub(s.lastReplace) < replaceEvery {
+		return nil
+	}
+	untried := 0
+	for addr, p := range s.candidates {
+		if s.byID[p.ID] == nil && !s.banned[p.ID] {
+			if b := s.dials[addr]; b == nil || b.fails == 0 {
+				untried++
+			}
+		}
+	}
+	if untried == 0 {
+		return nil
+	}
+	var worst *conn
+	var worstRate, total float64
+	n := 0
+	for c := range s.conns {
+		r := c.recvRate.rate() + c.sendRate.rate()
+		total += r
+		n++
+		if c.role != wire.RolePeer || c.remoteDone || now.Sub(c.started) < replaceEvery {
+			continue
+		}
+		if worst == nil || r < worstRate {
+			worst, worstRate = c, r
+		}
+	}
+	if worst == nil || n == 0 || worstRate > 0.1*total/float64(n) {
+		return nil
+	}
+	s.lastReplace = now
+	return worst
 }
 
 // backoff is the redial state of one candidate address, guarded by s.mu.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +195,42 @@ func TestSwarm20Peers(t *testing.T) {
 		el.Round(time.Millisecond), bound, el.Seconds()/bound, ratio, in, nonInnov, wasted)
 	if ratio >= 1.3 {
 		t.Errorf("origin egress %.2f× the file, want < 1.3×", ratio)
+	}
+}
+
+// TestDenyList: a node that denies loopback neither accepts nor dials
+// loopback peers; one that allows only loopback does.
+func TestDenyList(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	data := randomData(64<<10, 4)
+	m := testManifest(t, data, 4, 4096)
+	start := func(allow, deny []netip.Prefix) (*Node, *Swarm, string) {
+		n, err := NewNode(ctx, NodeConfig{Key: identity.Generate(), Allow: allow, Deny: deny})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		go n.Serve(ln)
+		t.Cleanup(func() { n.Close() })
+		out := &memFile{b: make([]byte, len(data))}
+		s, err := n.Join(Config{Manifest: m, Data: out, Out: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, s, ln.Addr().String()
+	}
+	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	denyN, denyS, denyAddr := start(nil, loop)
+	_, allowS, allowAddr := start(loop, nil)
+	_, plainS, _ := start(nil, nil)
+	plainS.AddPeers([]PeerAddr{{ID: denyN.ID(), Addr: denyAddr}, {Addr: allowAddr}})
+	denyS.AddPeers([]PeerAddr{{Addr: allowAddr}})
+	time.Sleep(1500 * time.Millisecond)
+	if n := denyS.Stats().Peers; n != 0 {
+		t.Errorf("denying node has %d peers, want 0", n)
+	}
+	if n := allowS.Stats().Peers; n != 1 {
+		t.Errorf("loopback-only node has %d peers, want 1 (the plain node)", n)
 	}
 }
