@@ -191,7 +191,7 @@ type Swarm struct {
 	sumsOrder   []int               // order in which to request chunks of checksums
 	sumsFrom    *conn               // the origin link that gave us our key
 	dials       map[string]*backoff
-	lastReplace time.Time // when a link was last dropped to make room
+	lastReplace time.Time  // when a link was last dropped to make room
 	rng         *rand.Rand // for coefficient vectors drawn by the scheduler
 	encRand     *rand.Rand // unused by Combine; given to encoders so they do not seed their own
 
