@@ -50,6 +50,9 @@ func decodeState(b []byte, id manifest.ID, n int) ([]bool, error) {
 	if len(bm) != (n+7)/8 {
 		return nil, fmt.Errorf("%w: bitmap length", ErrBadState)
 	}
+	if n%8 != 0 && bm[len(bm)-1]>>(n%8) != 0 {
+		return nil, fmt.Errorf("%w: bits beyond the last generation", ErrBadState)
+	}
 	have := make([]bool, n)
 	for i := range have {
 		have[i] = bm[i/8]&(1<<(i%8)) != 0

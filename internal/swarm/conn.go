@@ -576,6 +576,11 @@ func (c *conn) onBlock(b wire.Block) error {
 		}
 	}
 	if idx >= 0 {
+		// Additive increase: a link that delivers with its pipeline full
+		// may be asked for one more block ahead.
+		if c.wantsOut+len(c.offerReqs) >= c.depth && c.depth < s.cfg.MaxDepth {
+			c.depth++
+		}
 		last := len(gen.pending) - 1
 		gen.pending[idx] = gen.pending[last]
 		gen.pending[last] = pendingWant{}

@@ -205,16 +205,14 @@ func (n *Node) Serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if n.ctx.Err() != nil {
+			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			n.log.Warn("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		n.wg.Add(1)
@@ -223,13 +221,6 @@ func (n *Node) Serve(ln net.Listener) error {
 			n.accept(c)
 		}()
 	}
-}
-
-func errTemporary(err error) error {
-	if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
-		return err
-	}
-	return errors.New("not temporary")
 }
 
 // allowed applies the node's allow and deny lists.

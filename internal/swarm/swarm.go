@@ -51,12 +51,16 @@ type Config struct {
 	Slots int
 	// MaxPeers bounds connections in this swarm; default 30.
 	MaxPeers int
-	// Depth is the initial number of blocks requested ahead per
-	// connection; default 8, adapted to each link's rate up to MaxDepth.
+	// Depth is the initial number of blocks asked of one link ahead of
+	// delivery; default 8. It grows by one each time a link delivers with
+	// its pipeline full, up to MaxDepth (default 64), and halves when wants
+	// time out.
 	Depth, MaxDepth int
-	// SeedCap, for sources that are not peers (origin, edge): once every
-	// generation has been sent SeedCap × its size, further requests are
-	// served only when the swarm seems to lack the generation. 0 = no cap.
+	// SeedCap, for sources: once a generation has been sent SeedCap times
+	// its size, further wants for it are declined unless urgent (and
+	// urgent ones only after every generation was sent in full); until
+	// then only vectors outside the span already sent are served, so the
+	// first copy always carries every generation. 0 means no cap (edges).
 	SeedCap float64
 	// OnGeneration is called (from an internal goroutine) after generation
 	// g was verified and written to Out.
@@ -103,7 +107,6 @@ type Stats struct {
 	Wasted        int64             // blocks for generations already complete
 	Polluted      int64             // blocks that failed verification
 	Peers         int               // live connections
-	SumsPending   int               // generations whose checksums are still awaited
 	HashFailures  int64
 }
 
@@ -125,7 +128,7 @@ type generation struct {
 
 	complete atomic.Bool
 	rank     atomic.Int32
-	sent     atomic.Int64 // blocks sent (source side), for systematic order and the seed cap
+	sent     atomic.Int64 // blocks sent (sources), for the seed cap
 
 	hasSums  atomic.Bool  // sums is set
 	npending atomic.Int32 // len(pending), readable without mu
