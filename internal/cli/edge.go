@@ -17,11 +17,8 @@ import (
 
 	"avalanche/internal/cachestore"
 	"avalanche/internal/edge"
-	"avalanche/internal/identity"
 	"avalanche/internal/seeder"
-	"avalanche/internal/swarm"
 	"avalanche/internal/tracker"
-	"avalanche/internal/wire"
 )
 
 const edgeHelp = `
@@ -291,30 +288,8 @@ func runEdge(ctx context.Context, env *Env, args []string) error {
 // startEdgeSeeder starts the edge's peer-protocol node (role edge, no
 // per-generation cap: an edge is there to spare the origin) and its seeder.
 func startEdgeSeeder(ctx context.Context, env *Env, log *slog.Logger, listen, trackerURL string, upBps int64) (*seeder.Seeder, error) {
-	key, err := identity.LoadOrCreate(filepath.Join(env.configDir(), "edge-node.key"))
-	if err != nil {
-		return nil, err
-	}
-	node, err := swarm.NewNode(ctx, swarm.NodeConfig{Key: key, Role: wire.RoleEdge, UploadLimit: upBps, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return nil, err
-	}
-	go node.Serve(ln)
-	var tc *tracker.Client
-	if trackerURL != "" {
-		if tc, err = tracker.NewClient(tracker.ClientConfig{URL: trackerURL, Key: key}); err != nil {
-			return nil, err
-		}
-	}
-	sd, err := seeder.New(seeder.Config{Node: node, Tracker: tc, Role: tracker.RoleEdge, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	go sd.Run(ctx)
-	log.Info("edge super-seed", "peer", ln.Addr().String(), "node", node.ID().String())
-	return sd, nil
+	return startSeeder(ctx, env, log, seederSpec{
+		keyPath: filepath.Join(env.configDir(), "edge-node.key"), role: tracker.RoleEdge,
+		listen: listen, tracker: trackerURL, upload: upBps,
+	})
 }

@@ -124,39 +124,65 @@ publisher is the local key (see avalanche keygen).`)
 }
 
 // startOriginSeeder starts the origin's peer-protocol node and seeder.
-// Its node key and checksum master key live in DATA/../DATA-keys, beside
-// the content store.
+// Its node key and checksum master key live in DATA-keys, beside the
+// content store.
 func startOriginSeeder(ctx context.Context, env *Env, log *slog.Logger, data, listen, trackerURL string, upBps int64, seedCap float64) (*seeder.Seeder, error) {
 	keyDir := filepath.Clean(data) + "-keys"
-	nodeKey, err := identity.LoadOrCreate(filepath.Join(keyDir, "node.key"))
-	if err != nil {
-		return nil, err
-	}
 	master, err := seeder.LoadOrCreateSecret(filepath.Join(keyDir, "master.key"))
 	if err != nil {
 		return nil, err
 	}
-	node, err := swarm.NewNode(ctx, swarm.NodeConfig{Key: nodeKey, Role: wire.RoleOrigin, UploadLimit: upBps, Logger: log})
+	return startSeeder(ctx, env, log, seederSpec{
+		keyPath: filepath.Join(keyDir, "node.key"), role: tracker.RoleOrigin, listen: listen,
+		tracker: trackerURL, upload: upBps, master: master, seedCap: seedCap,
+	})
+}
+
+// seederSpec describes a peer-protocol node that seeds complete content.
+type seederSpec struct {
+	keyPath string       // node key, created if missing
+	role    tracker.Role // origin or edge
+	listen  string
+	tracker string // announce URL, or ""
+	upload  int64  // bytes/s, 0 = unlimited
+	master  []byte // checksum master key (origins)
+	seedCap float64
+}
+
+// startSeeder starts a node that seeds with sp's role and its seeder.
+func startSeeder(ctx context.Context, env *Env, log *slog.Logger, sp seederSpec) (*seeder.Seeder, error) {
+	key, err := identity.LoadOrCreate(sp.keyPath)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", listen)
+	wr := wire.RoleOrigin
+	if sp.role == tracker.RoleEdge {
+		wr = wire.RoleEdge
+	}
+	node, err := swarm.NewNode(ctx, swarm.NodeConfig{Key: key, Role: wr, UploadLimit: sp.upload, Logger: log})
 	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", sp.listen)
+	if err != nil {
+		node.Close()
 		return nil, err
 	}
 	go node.Serve(ln)
 	var tc *tracker.Client
-	if trackerURL != "" {
-		if tc, err = tracker.NewClient(tracker.ClientConfig{URL: trackerURL, Key: nodeKey}); err != nil {
+	if sp.tracker != "" {
+		if tc, err = tracker.NewClient(tracker.ClientConfig{URL: sp.tracker, Key: key}); err != nil {
+			node.Close()
 			return nil, err
 		}
 	}
-	sd, err := seeder.New(seeder.Config{Node: node, Tracker: tc, Role: tracker.RoleOrigin, MasterKey: master, SeedCap: seedCap, Logger: log})
+	sd, err := seeder.New(seeder.Config{Node: node, Tracker: tc, Role: sp.role, MasterKey: sp.master, SeedCap: sp.seedCap, Logger: log})
 	if err != nil {
+		node.Close()
 		return nil, err
 	}
 	go sd.Run(ctx)
-	fmt.Fprintf(env.Stderr, "avalanche origin seeding on %s (node %s)\n", ln.Addr(), node.ID().Short())
+	fmt.Fprintf(env.Stderr, "avalanche %s seeding on %s (node %s)\n", sp.role, ln.Addr(), node.ID())
 	return sd, nil
 }
 
