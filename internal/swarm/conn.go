@@ -672,10 +672,40 @@ func (c *conn) onBlock(b wire.Block) error {
 	return nil
 }
 
+// broadcastHave records a rank change to announce. Announcements are
+// coalesced and sent every haveEvery: a downloader's rank changes with
+// every block, and one frame per block per neighbour would cost a TLS
+// record and a system call each.
 func (s *Swarm) broadcastHave(g, rank int) {
+	s.haveMu.Lock()
+	if s.haveDirty == nil {
+		s.haveDirty = map[int]int{}
+	}
+	if rank > s.haveDirty[g] {
+		s.haveDirty[g] = rank
+	}
+	s.haveMu.Unlock()
+}
+
+// haveEvery is how often coalesced rank changes are announced.
+const haveEvery = 10 * time.Millisecond
+
+// flushHaves sends the rank changes recorded since the last call.
+func (s *Swarm) flushHaves() {
+	s.haveMu.Lock()
+	dirty := s.haveDirty
+	s.haveDirty = nil
+	s.haveMu.Unlock()
+	if len(dirty) == 0 {
+		return
+	}
+	var frames []byte
+	for g, r := range dirty {
+		frames = wire.Append(frames, wire.Have{Gen: uint32(g), Rank: uint8(r)})
+	}
 	s.mu.Lock()
 	for o := range s.conns {
-		o.sendHave(g, rank)
+		o.enqueue(frames)
 	}
 	s.mu.Unlock()
 }
@@ -770,9 +800,16 @@ func (c *conn) writeLoop() {
 		c.sentBytes.Add(int64(bs))
 		c.sendRate.add(int64(bs))
 		s.stats.sent.Add(int64(bs))
-		if err := bw.Flush(); err != nil {
-			c.close(wire.ByeNormal, "")
-			return
+		// Flush unless another block follows at once (bufio writes a full
+		// buffer by itself): fewer, larger writes and TLS records.
+		c.qmu.Lock()
+		more := len(c.wants) > 0 && len(c.ctrl) == 0
+		c.qmu.Unlock()
+		if !more {
+			if err := bw.Flush(); err != nil {
+				c.close(wire.ByeNormal, "")
+				return
+			}
 		}
 	}
 }

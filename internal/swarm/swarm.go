@@ -207,6 +207,9 @@ type Swarm struct {
 		polluted      atomic.Int64
 		hashFailures  atomic.Int64
 	}
+	haveMu    sync.Mutex
+	haveDirty map[int]int // rank changes not yet announced
+
 	completeCount atomic.Int32
 	seeded        atomic.Int32 // generations this node has sent in full (sources)
 }
@@ -568,10 +571,14 @@ func (s *Swarm) run() {
 	defer tick.Stop()
 	dialTick := time.NewTicker(500 * time.Millisecond)
 	defer dialTick.Stop()
+	haveTick := time.NewTicker(haveEvery)
+	defer haveTick.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-haveTick.C:
+			s.flushHaves()
 		case <-s.wake:
 			s.schedule()
 		case <-tick.C:
