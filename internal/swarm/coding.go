@@ -69,6 +69,16 @@ func (s *Swarm) combine(data, v, payload []byte) error {
 	return enc.Combine(v, payload)
 }
 
+// systematic writes source block i of a whole generation whose real bytes
+// are data (its vector, e_i, is already in v).
+func (s *Swarm) systematic(data []byte, i int, v, payload []byte) error {
+	enc, err := rlnc.NewEncoder(s.params(), data, s.encRand)
+	if err != nil {
+		return err
+	}
+	return enc.Systematic(i, v, payload)
+}
+
 // deriveKey derives a neighbour's checksum key from the origin's master
 // secret, the content and the neighbour's identity.
 func deriveKey(master []byte, content manifest.ID, peer identity.ID) [32]byte {

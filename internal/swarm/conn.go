@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -38,7 +39,9 @@ const (
 type want struct {
 	gen    int
 	urgent bool
+	any    bool       // the vector is ours to choose (then written into v)
 	v      []byte
+	rng    *rand.Rand // the writer's generator, for vectors we choose
 }
 
 // conn is one authenticated link with a neighbour in one swarm.
@@ -299,7 +302,9 @@ func (s *Swarm) rebuildBasis(gen *generation) {
 		gen.dec.d.AddRowsTo(gen.basis)
 	}
 	for _, p := range gen.pending {
-		gen.basis.Add(p.v)
+		if p.v != nil {
+			gen.basis.Add(p.v)
+		}
 	}
 }
 
@@ -523,7 +528,7 @@ func (c *conn) onWant(w wire.Want) error {
 		c.qmu.Unlock()
 		return fmt.Errorf("%w: more than %d blocks wanted", errProtocol, maxQueuedWants)
 	}
-	c.wants = append(c.wants, want{gen: int(w.Gen), urgent: w.Urgent, v: append([]byte(nil), w.Coeffs...)})
+	c.wants = append(c.wants, want{gen: int(w.Gen), urgent: w.Urgent, any: w.Any, v: append([]byte(nil), w.Coeffs...)})
 	c.qmu.Unlock()
 	c.wakeWriter()
 	return nil
@@ -568,12 +573,25 @@ func (c *conn) onBlock(b wire.Block) error {
 	s.mu.Lock()
 	c.lastBlock = time.Now()
 	gen.mu.Lock()
-	idx := -1
+	// The want with exactly this vector, else one that left the vector to
+	// the sender.
+	idx, anyIdx := -1, -1
 	for i, p := range gen.pending {
-		if p.c == c && bytes.Equal(p.v, b.Coeffs) {
+		if p.c != c {
+			continue
+		}
+		if p.v == nil {
+			if anyIdx < 0 {
+				anyIdx = i
+			}
+		} else if bytes.Equal(p.v, b.Coeffs) {
 			idx = i
 			break
 		}
+	}
+	chosen := idx < 0 && anyIdx >= 0 // the sender chose the vector
+	if chosen {
+		idx = anyIdx
 	}
 	if idx >= 0 {
 		// Additive increase: a link that delivers with its pipeline full
@@ -606,7 +624,7 @@ func (c *conn) onBlock(b wire.Block) error {
 			}
 		}
 	}
-	if gen.complete.Load() || gen.dec == nil || (idx < 0 && !gen.dec.innovative(b.Coeffs)) {
+	if gen.complete.Load() || gen.dec == nil || ((idx < 0 || chosen) && !gen.dec.innovative(b.Coeffs)) {
 		gen.mu.Unlock()
 		s.stats.wasted.Add(1)
 		s.mu.Unlock()
@@ -636,9 +654,12 @@ func (c *conn) onBlock(b wire.Block) error {
 		s.stats.nonInnovative.Add(1)
 		return nil
 	}
-	if idx < 0 {
+	switch {
+	case idx < 0:
 		// The row came from outside the pending set: keep the basis exact.
 		s.rebuildBasis(gen)
+	case chosen && gen.basis != nil:
+		gen.basis.Add(b.Coeffs)
 	}
 	rank := gen.dec.rank()
 	gen.rank.Store(int32(rank))
@@ -731,6 +752,7 @@ func (c *conn) writeLoop() {
 	defer c.nc.Close()
 	bs := s.m.BlockSize
 	payload := make([]byte, bs)
+	rng := newRand()
 	var hdr []byte
 	keepalive := time.NewTimer(30 * time.Second)
 	defer keepalive.Stop()
@@ -775,7 +797,8 @@ func (c *conn) writeLoop() {
 			keepalive.Reset(30 * time.Second)
 			continue
 		}
-		if reason, ok := s.produce(w, payload); !ok {
+		w.rng = rng
+		if reason, ok := s.produce(&w, payload); !ok {
 			c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(w.gen), Count: 1, Reason: reason}))
 			continue
 		}

@@ -92,7 +92,13 @@ func (s *Swarm) schedule() {
 }
 
 func wantFrame(c *conn, g int, v []byte, urgent bool) func() {
-	return func() { c.enqueue(wire.Append(nil, wire.Want{Gen: uint32(g), Urgent: urgent, Coeffs: v})) }
+	return func() {
+		w := wire.Want{Gen: uint32(g), Urgent: urgent, Coeffs: v}
+		if v == nil { // the sender chooses
+			w.Any, w.Coeffs = true, make([]byte, c.s.gens[g].blocks)
+		}
+		c.enqueue(wire.Append(nil, w))
+	}
 }
 
 func requestFrame(c *conn, g, n int) func() {
@@ -112,7 +118,19 @@ func (s *Swarm) makeWants(c *conn, g, n int) [][]byte {
 	}
 	var out [][]byte
 	now := time.Now()
-	for len(out) < n && gen.basis.Rank() < gen.blocks {
+	if c.role == wire.RoleOrigin {
+		// A seed that keeps to one copy picks a source block nobody has
+		// had from it: fresh to every receiver, and a copy for it to make.
+		for len(out) < n && gen.basis.Rank()+countAny(gen.pending) < gen.blocks {
+			gen.pending = append(gen.pending, pendingWant{c: c, at: now})
+			out = append(out, nil)
+		}
+		gen.npending.Store(int32(len(gen.pending)))
+		c.wantsOut += len(out)
+		c.pendingGens[g] += len(out)
+		return out
+	}
+	for len(out) < n && gen.basis.Rank()+countAny(gen.pending) < gen.blocks {
 		v := make([]byte, gen.blocks)
 		rlnc.RandomCoefficients(s.rng, v)
 		if !gen.basis.Add(v) {
@@ -127,6 +145,18 @@ func (s *Swarm) makeWants(c *conn, g, n int) [][]byte {
 		c.pendingGens[g] += len(out)
 	}
 	return out
+}
+
+// countAny counts the pending wants whose vector the sender chooses (they
+// are not in the basis).
+func countAny(p []pendingWant) int {
+	n := 0
+	for _, w := range p {
+		if w.v == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // activate gives an active generation its decoder and basis. Caller holds

@@ -13,44 +13,89 @@ import (
 // generation is combined from its data; a partial one from the decoder's
 // rows (the vector must lie in their span). A seed that already sent a
 // generation SeedCap times its size declines further non-urgent wants for
-// it. On failure it returns the reason to give the neighbour.
-func (s *Swarm) produce(w want, payload []byte) (wire.RejectReason, bool) {
+// it. When the want leaves the vector to us, produce chooses it and writes
+// it into w.v: a seed sends the next source block it has not sent yet
+// (fresh to the whole swarm, so innovative for any receiver, and cheap: a
+// copy); others a random vector of what they hold. On failure it returns
+// the reason to give the neighbour.
+func (s *Swarm) produce(w *want, payload []byte) (wire.RejectReason, bool) {
 	gen := s.gens[w.gen]
 	if len(w.v) != gen.blocks {
 		return wire.RejectNotHeld, false
 	}
-	if gen.complete.Load() {
-		// Past the cap, serve only urgent wants, and only once every
-		// generation has been sent in full: until then the dimensions sent
-		// are still on their way through the swarm, and a seed that keeps to
-		// one copy must have sent one of every generation.
-		if s.cfg.SeedCap > 0 && float64(gen.sent.Load()) >= s.cfg.SeedCap*float64(gen.blocks) &&
-			(!w.urgent || int(s.seeded.Load()) < len(s.gens)) {
-			return wire.RejectCapped, false
-		}
-		if s.cfg.SeedCap > 0 && !s.freshVector(gen, w.v) {
-			return wire.RejectRetry, false
-		}
-		data, release, err := s.cache.get(w.gen)
-		if err != nil {
-			s.log.Warn("cannot read generation", "gen", w.gen, "err", err)
+	if !gen.complete.Load() {
+		gen.mu.Lock()
+		defer gen.mu.Unlock()
+		if gen.dec == nil {
 			return wire.RejectNotHeld, false
 		}
-		defer release()
-		if err := s.combine(data[:gen.size], w.v, payload); err != nil {
-			s.log.Error("encode failed", "gen", w.gen, "err", err)
+		if w.any && gen.dec.d.SpanVector(s.rngFor(w), w.v) != nil {
 			return wire.RejectNotHeld, false
 		}
-		gen.sent.Add(1)
+		if gen.dec.d.Combine(w.v, payload) != nil {
+			return wire.RejectNotHeld, false
+		}
 		return 0, true
 	}
-	gen.mu.Lock()
-	defer gen.mu.Unlock()
-	if gen.dec == nil || gen.dec.d.Combine(w.v, payload) != nil {
+	// Past the cap, serve only urgent wants, and only once every generation
+	// has been sent in full: until then the dimensions sent are still on
+	// their way through the swarm, and a seed that keeps to one copy must
+	// have sent one of every generation.
+	capped := s.cfg.SeedCap > 0
+	if capped && float64(gen.sent.Load()) >= s.cfg.SeedCap*float64(gen.blocks) &&
+		(!w.urgent || int(s.seeded.Load()) < len(s.gens)) {
+		return wire.RejectCapped, false
+	}
+	src := -1 // the source block to send as is, if any
+	switch {
+	case w.any && capped:
+		if src = s.nextSource(gen, w.v); src < 0 {
+			rlnc.RandomCoefficients(s.rngFor(w), w.v)
+		}
+	case w.any:
+		rlnc.RandomCoefficients(s.rngFor(w), w.v)
+	case capped && !s.freshVector(gen, w.v):
+		return wire.RejectRetry, false
+	}
+	data, release, err := s.cache.get(w.gen)
+	if err != nil {
+		s.log.Warn("cannot read generation", "gen", w.gen, "err", err)
 		return wire.RejectNotHeld, false
 	}
+	defer release()
+	if src >= 0 {
+		err = s.systematic(data[:gen.size], src, w.v, payload)
+	} else {
+		err = s.combine(data[:gen.size], w.v, payload)
+	}
+	if err != nil {
+		s.log.Error("encode failed", "gen", w.gen, "err", err)
+		return wire.RejectNotHeld, false
+	}
+	gen.sent.Add(1)
 	return 0, true
 }
+
+// nextSource picks, for a seed, the next source block of gen it has not
+// sent, writes its unit vector into v and returns its index, or -1 once
+// every source block is spanned by what was sent.
+func (s *Swarm) nextSource(gen *generation, v []byte) int {
+	for {
+		i := int(gen.nextSrc.Add(1) - 1)
+		if i >= gen.blocks {
+			return -1
+		}
+		clear(v)
+		v[i] = 1
+		if s.freshVector(gen, v) {
+			return i
+		}
+	}
+}
+
+// rngFor returns a generator for a writer goroutine's want. Writers each
+// own one; see conn.writeLoop.
+func (s *Swarm) rngFor(w *want) *rand.Rand { return w.rng }
 
 // freshVector reports whether a seed should send the block with vector v
 // of whole generation gen: until the seed has sent a full generation's

@@ -129,6 +129,7 @@ type generation struct {
 	complete atomic.Bool
 	rank     atomic.Int32
 	sent     atomic.Int64 // blocks sent (sources), for the seed cap
+	nextSrc  atomic.Int64 // next source block a seed sends for "any" wants
 
 	hasSums  atomic.Bool  // sums is set
 	npending atomic.Int32 // len(pending), readable without mu

@@ -156,9 +156,13 @@ type Offer struct {
 
 // Want asks for the block of generation Gen whose coefficient vector is
 // Coeffs. Urgent asks a seed to serve it even past its per-generation cap.
+// Any leaves the vector to the sender (Coeffs is then all zero): a seed
+// answers with a source block no one has had from it yet, which is
+// innovative for every receiver.
 type Want struct {
 	Gen    uint32
 	Urgent bool
+	Any    bool
 	Coeffs []byte
 }
 
@@ -415,13 +419,24 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		if err := genOK(g); err != nil {
 			return nil, err
 		}
-		if b[4]&^1 != 0 {
+		if b[4]&^3 != 0 {
 			return nil, bad(fmt.Sprintf("flags %#x", b[4]))
 		}
 		if err := exact(5 + l.GenerationBlocks(int(g))); err != nil {
 			return nil, err
 		}
-		return Want{Gen: g, Urgent: b[4]&1 != 0, Coeffs: b[5:]}, nil
+		wt := Want{Gen: g, Urgent: b[4]&1 != 0, Any: b[4]&2 != 0, Coeffs: b[5:]}
+		zero := true
+		for _, c := range wt.Coeffs {
+			if c != 0 {
+				zero = false
+				break
+			}
+		}
+		if wt.Any != zero {
+			return nil, bad("the vector must be zero exactly when the sender chooses it")
+		}
+		return wt, nil
 	case TBlock:
 		if err := needLayout(); err != nil {
 			return nil, err
@@ -523,7 +538,10 @@ func Append(dst []byte, f Frame) []byte {
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 		var flags byte
 		if f.Urgent {
-			flags = 1
+			flags |= 1
+		}
+		if f.Any {
+			flags |= 2
 		}
 		dst = append(dst, flags)
 		dst = append(dst, f.Coeffs...)
