@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"math/rand/v2"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -39,7 +39,7 @@ const (
 type want struct {
 	gen    int
 	urgent bool
-	any    bool       // the vector is ours to choose (then written into v)
+	any    bool // the vector is ours to choose (then written into v)
 	v      []byte
 	rng    *rand.Rand // the writer's generator, for vectors we choose
 }
