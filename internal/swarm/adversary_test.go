@@ -262,3 +262,31 @@ closed:
 		t.Fatal("victim wrote wrong bytes")
 	}
 }
+
+// TestFakeOrigin: a neighbour that claims to be the origin without having
+// been introduced as one cannot hand out checksum keys.
+func TestFakeOrigin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	data := randomData(64<<10, 11)
+	m := testManifest(t, data, 4, 4096)
+	n, addr := testNode(t, ctx, wire.RolePeer, 0)
+	out := &memFile{b: make([]byte, len(data))}
+	if _, err := n.Join(Config{Manifest: m, Data: out, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, addr, n.ID())
+	defer r.c.Close()
+	full := make([]byte, m.Generations())
+	for g := range full {
+		full[g] = byte(m.GenerationBlocks(g))
+	}
+	r.send(wire.Hello{Version: wire.Version, Role: wire.RoleOrigin, Content: m.ID(), Complete: true})
+	r.m = m
+	r.send(wire.State{Ranks: full})
+	r.send(wire.Key{Key: [32]byte{1}, Checks: 4})
+	bye, ok := r.expectBye()
+	if !ok || bye.Code != wire.ByeProtocol || !strings.Contains(bye.Reason, "non-origin") {
+		t.Errorf("bye = %+v, %v; want a protocol violation about a non-origin key", bye, ok)
+	}
+}

@@ -110,6 +110,10 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	if s.banned[peer] {
 		return nil, errBanned
 	}
+	if c.role != wire.RolePeer && s.trusted[peer] != c.role && s.cfg.MasterKey == nil {
+		s.log.Debug("neighbour claims a role it was not introduced with; treating it as a peer", "peer", peer.Short(), "role", c.role)
+		c.role = wire.RolePeer
+	}
 	if old := s.byID[peer]; old != nil {
 		// Simultaneous dials: keep the connection dialed by the smaller ID.
 		keepNew := (outbound && lessID(s.node.id, peer)) || (!outbound && lessID(peer, s.node.id))

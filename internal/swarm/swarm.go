@@ -187,13 +187,14 @@ type Swarm struct {
 	conns       map[*conn]struct{}
 	byID        map[identity.ID]*conn
 	banned      map[identity.ID]bool
-	avail       []int32             // Σ neighbour ranks per generation
-	active      []int               // generations being decoded
-	outstanding []int32             // vectors requested in offers not yet received, per generation
-	candidates  map[string]PeerAddr // addresses to dial, by address
-	sumsAsked   []bool              // checksums requested for the generation
-	sumsOrder   []int               // order in which to request chunks of checksums
-	sumsFrom    *conn               // the origin link that gave us our key
+	avail       []int32                   // Σ neighbour ranks per generation
+	active      []int                     // generations being decoded
+	outstanding []int32                   // vectors requested in offers not yet received, per generation
+	candidates  map[string]PeerAddr       // addresses to dial, by address
+	trusted     map[identity.ID]wire.Role // keys introduced as origins or edges
+	sumsAsked   []bool                    // checksums requested for the generation
+	sumsOrder   []int                     // order in which to request chunks of checksums
+	sumsFrom    *conn                     // the origin link that gave us our key
 	dials       map[string]*backoff
 	lastReplace time.Time  // when a link was last dropped to make room
 	rng         *rand.Rand // for coefficient vectors drawn by the scheduler
@@ -260,6 +261,7 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 		byID:       map[identity.ID]*conn{},
 		banned:     map[identity.ID]bool{},
 		candidates: map[string]PeerAddr{},
+		trusted:    map[identity.ID]wire.Role{},
 		rng:        newRand(),
 		encRand:    newRand(),
 	}
@@ -410,13 +412,20 @@ func (s *Swarm) Close() error {
 	return nil
 }
 
-// AddPeers offers addresses to connect to (from a tracker). The swarm dials
-// as many as it needs, skipping ones it is connected to or has banned.
+// AddPeers offers addresses to connect to (from a tracker, or from an
+// origin's or edge's GET /v1/swarm/{id}). The swarm dials as many as it
+// needs, skipping ones it is connected to or has banned. The roles given
+// here are the only ones believed: a neighbour whose hello claims to be an
+// origin or edge is treated as a plain peer unless its key was offered with
+// that role (so nobody but the real origin can hand out checksum keys).
 func (s *Swarm) AddPeers(peers []PeerAddr) {
 	s.mu.Lock()
 	for _, p := range peers {
 		if p.ID == s.node.id || s.banned[p.ID] {
 			continue
+		}
+		if p.Role != wire.RolePeer && !p.ID.IsZero() {
+			s.trusted[p.ID] = p.Role
 		}
 		if _, ok := s.candidates[p.Addr]; !ok {
 			s.candidates[p.Addr] = p
