@@ -30,7 +30,10 @@ func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	m, err := traffic.New(ctx, traffic.Config{Map: traffictest.Map(), DisableProbes: true})
+	// A fixed clock at 15:00 UTC: nyc-1's egress costs 0.05/GB then, so the
+	// multi-value answer below does not depend on when the test runs.
+	at := time.Date(2026, 1, 5, 15, 0, 0, 0, time.UTC)
+	m, err := traffic.New(ctx, traffic.Config{Map: traffictest.Map(), DisableProbes: true, Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func TestQueries(t *testing.T) {
 		{"ecs ipv6 for AAAA", query("devtools."+zone, dns.TypeAAAA, "2001:db8:64::/48"), "udp", dns.RcodeSuccess, "2001:db8:ff::252", 30, 48, true, true},
 		{"ecs source 0 uses the resolver", query("devtools."+zone, dns.TypeA, "0.0.0.0/0"), "udp", dns.RcodeSuccess, "", 30, 0, true, false},
 		{"tcp", query("devtools."+zone, dns.TypeA, "198.51.100.0/24"), "tcp", dns.RcodeSuccess, "198.51.100.251", 30, 24, true, true},
-		{"multivalue", query("multi."+zone, dns.TypeA, "203.0.113.0/24"), "udp", dns.RcodeSuccess, "192.0.2.252,192.0.2.251,", 20, 25, true, true}, // the third depends on the hour (costs)
+		{"multivalue", query("multi."+zone, dns.TypeA, "203.0.113.0/24"), "udp", dns.RcodeSuccess, "192.0.2.252,192.0.2.251,203.0.113.252", 20, 25, true, true},
 		{"origin by name", query("fallback."+zone, dns.TypeA, ""), "udp", dns.RcodeSuccess, "CNAME origin.example.net.", 20, -1, true, true},
 		{"origin by address", query("ipfallback."+zone, dns.TypeA, ""), "udp", dns.RcodeSuccess, "192.0.2.99", 20, -1, true, true},
 		{"nodata for TXT", query("devtools."+zone, dns.TypeTXT, ""), "udp", dns.RcodeSuccess, "", 0, -1, false, false},
@@ -169,7 +172,7 @@ func TestQueries(t *testing.T) {
 				t.Fatalf("rcode = %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
 			}
 			got := strings.Join(answers(r), ",")
-			if tc.want != "" && got != tc.want && !(strings.HasSuffix(tc.want, ",") && strings.HasPrefix(got, tc.want) && len(r.Answer) == 3) {
+			if tc.want != "" && got != tc.want {
 				t.Errorf("answers = %q, want %q", got, tc.want)
 			}
 			if tc.rcode != dns.RcodeRefused && !r.Authoritative {
