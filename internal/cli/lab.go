@@ -53,7 +53,8 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	stall := fs.Duration("stall", 30*time.Second, "end a run when no leecher progressed for this long")
 	timeout := fs.Duration("timeout", 0, "time limit per run (default: 1 min + 3 × N·F/u_seed)")
 	idleWait := fs.Duration("idle-wait", 5*time.Minute, "before each run, wait this long at most for other processes to leave the CPUs alone (negative: never wait)")
-	piece := fs.String("piece", "1M", "BitTorrent piece size")
+	piece := fs.String("piece", "64k", "BitTorrent piece size (64k: best of a sweep from 32k to 1M on scenario 1, see docs/benchmarks.md)")
+	retries := fs.Int("retries", 2, "run again, at most this many times, a run during which other processes used over a quarter of a core")
 	binary := fs.String("binary", "", "avalanche binary to run on the hosts (default: this one)")
 	install := fs.Bool("install", false, "install the Debian packages the lab needs (apt-get) and exit")
 	list := fs.Bool("list", false, "list the scenarios and exit")
@@ -72,7 +73,10 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	if *install {
 		return labInstall(ctx, env)
 	}
-	cfg := lab.Config{Reps: *reps, RepsHTTP: *repsHTTP, OutDir: *out, WorkDir: *work, Stall: *stall, Timeout: *timeout, IdleWait: *idleWait, Log: env.Stderr}
+	cfg := lab.Config{Reps: *reps, RepsHTTP: *repsHTTP, OutDir: *out, WorkDir: *work, Stall: *stall, Timeout: *timeout, IdleWait: *idleWait, Retries: *retries, Log: env.Stderr}
+	if *retries == 0 {
+		cfg.Retries = -1
+	}
 	for _, name := range splitComma(*scenarios) {
 		if name == "all" {
 			cfg.Scenarios = append(cfg.Scenarios, lab.Scenarios()[1:]...)

@@ -119,9 +119,29 @@ func (a *avalancheSystem) startLeecher(ctx context.Context, r *run, l *leecher) 
 		onLine: jsonLines(l, r.now)})
 }
 
-// seedUploaded: the origin reports its peer-protocol bytes only to the
-// tracker, every few seconds, which is too coarse to act on.
-func (*avalancheSystem) seedUploaded(context.Context, *run) (int64, bool) { return 0, false }
+// seedUploaded reads the origin's live count of coded block payload sent
+// (GET /v1/seeding): like aria2's uploadLength it leaves out protocol
+// overhead (coefficients, frames, TLS, checksums and manifests over HTTP).
+func (a *avalancheSystem) seedUploaded(ctx context.Context, r *run) (int64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	h := r.tb.seed
+	var st struct {
+		Contents []struct {
+			Content string `json:"content"`
+			Sent    int64  `json:"sent"`
+		} `json:"contents"`
+	}
+	if err := getJSON(ctx, r.httpClient(h), fmt.Sprintf("http://%s:%d/v1/seeding", h.ip, avOriginPort), &st); err != nil {
+		return 0, false
+	}
+	for _, c := range st.Contents {
+		if c.Content == a.content {
+			return c.Sent, true
+		}
+	}
+	return 0, false
+}
 
 // httpOK reports whether GET url answers 200.
 func httpOK(ctx context.Context, c *http.Client, url string) bool {

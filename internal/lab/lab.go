@@ -68,8 +68,13 @@ type Config struct {
 	// runs anyway, and its "other" CPU figure shows the disturbance).
 	// Negative: do not wait.
 	IdleWait time.Duration
-	// PieceSize is the BitTorrent piece size (default 1 MiB, as in the
-	// research baselines).
+	// Retries is how many times a run is repeated when other processes
+	// used more than a quarter of a core on average during it (default 2;
+	// negative: never). The last attempt is kept either way.
+	Retries int
+	// PieceSize is the BitTorrent piece size (default 64 KiB: on scenario
+	// 1 aria2 finished in 36.5 s with 1 MiB pieces, 31 s with 256 KiB, 29 s
+	// with 128 KiB, 64 KiB or 32 KiB).
 	PieceSize int64
 	// Isolated says the process runs in its own network and mount
 	// namespaces (Isolate's child), so it may mount and create links freely.
@@ -166,7 +171,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.IdleWait = 5 * time.Minute
 	}
 	if cfg.PieceSize <= 0 {
-		cfg.PieceSize = 1 << 20
+		cfg.PieceSize = 64 << 10
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 2
 	}
 	if os.Geteuid() != 0 {
 		return nil, errNotRoot
@@ -219,15 +227,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// systemsFor returns the systems to run for a scenario.
+// systemsFor returns the systems to run for a scenario, in table order.
 func systemsFor(cfg *Config, sc *Scenario) []string {
+	want := systems
 	switch {
 	case cfg.Systems != nil:
-		return cfg.Systems
+		want = cfg.Systems
 	case sc.Systems != nil:
-		return sc.Systems
+		want = sc.Systems
 	}
-	return systems
+	var out []string
+	for _, s := range systems {
+		if slices.Contains(want, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range want {
+		if !slices.Contains(out, s) {
+			out = append(out, s) // unknown: newSystem reports it
+		}
+	}
+	return out
 }
 
 // scenario runs every system and repetition of one scenario; repetitions
@@ -253,15 +273,25 @@ func (l *Lab) scenario(ctx context.Context, sc *Scenario) (*ScenarioReport, erro
 			if err != nil {
 				return sr, err
 			}
-			l.waitIdle(ctx)
-			r := &run{lab: l, sc: sc, sys: sys, rep: rep, pl: pl, dir: filepath.Join(l.work, "run")}
-			res, err := r.execute(ctx)
-			if err != nil {
-				res = &RunResult{System: name, Scenario: sc.Name, Rep: rep, Leechers: sc.N(), Expected: sc.Expected(),
-					End: "error: " + err.Error(), BoundSeconds: sc.LowerBound(), FileSize: sc.FileSize}
+			var res *RunResult
+			for attempt := 0; ; attempt++ {
+				l.waitIdle(ctx)
+				r := &run{lab: l, sc: sc, sys: sys, rep: rep, pl: pl, dir: filepath.Join(l.work, "run")}
+				res, err = r.execute(ctx)
+				if err != nil {
+					res = &RunResult{System: name, Scenario: sc.Name, Rep: rep, Leechers: sc.N(), Expected: sc.Expected(),
+						End: "error: " + err.Error(), BoundSeconds: sc.LowerBound(), FileSize: sc.FileSize}
+				}
+				l.logf("%s", res.line())
+				if res.OtherCPU <= disturbedLoad || attempt >= l.cfg.Retries || ctx.Err() != nil {
+					break
+				}
+				l.logf("  other processes used %.2f cores during that run: running it again", res.OtherCPU)
+				if sys, err = newSystem(name); err != nil {
+					return sr, err
+				}
 			}
 			sr.Runs = append(sr.Runs, res)
-			l.logf("%s", res.line())
 			if ctx.Err() != nil {
 				return sr, ctx.Err()
 			}
@@ -269,6 +299,10 @@ func (l *Lab) scenario(ctx context.Context, sc *Scenario) (*ScenarioReport, erro
 	}
 	return sr, nil
 }
+
+// disturbedLoad is the most CPU other processes may use on average during
+// a run for it to count as undisturbed.
+const disturbedLoad = 0.25
 
 // idleLoad is the most CPU other processes may use for a run to start
 // without waiting.

@@ -91,6 +91,9 @@ func newHost(ctx context.Context, sp hostSpec) (*host, error) {
 		veth: "v" + sp.name,
 		ns:   filepath.Join("/run/netns", sp.name),
 	}
+	if _, err := net.InterfaceByName(h.veth); err == nil {
+		ipCmd(ctx, "link", "del", h.veth)
+	}
 	if err := ipCmd(ctx, "netns", "add", h.name); err != nil {
 		return nil, err
 	}
@@ -123,14 +126,18 @@ func newHost(ctx context.Context, sp hostSpec) (*host, error) {
 	return h, nil
 }
 
-// close deletes every namespace (and with it the veth pairs). Processes
-// must have been stopped first.
+// close deletes every host: its veth pair first (the kernel destroys a
+// deleted namespace's links asynchronously, so the names could still be
+// taken when the next run starts), then its namespace. Processes must have
+// been stopped first.
 func (tb *testbed) close() {
+	ctx := context.Background()
 	for _, h := range tb.all {
 		if h.tc != nil {
 			h.tc.close()
 		}
-		ipCmd(context.Background(), "netns", "del", h.name)
+		ipCmd(ctx, "link", "del", h.veth)
+		ipCmd(ctx, "netns", "del", h.name)
 	}
 	tb.all = nil
 }

@@ -42,8 +42,8 @@ type procSpec struct {
 	dir        string   // working directory (created)
 	env        []string // on top of PATH, HOME=dir, LANG=C
 	args       []string
-	// onLine, if set, receives stdout line by line; otherwise stdout goes
-	// to the log file with stderr.
+	// onLine, if set, receives stdout line by line. Stdout goes to the
+	// log file with stderr either way.
 	onLine func(line []byte)
 }
 
@@ -88,6 +88,7 @@ func (r *run) start(sp procSpec) (*proc, error) {
 			sc := bufio.NewScanner(stdout)
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
 			for sc.Scan() {
+				logf.Write(append(sc.Bytes(), '\n'))
 				sp.onLine(sc.Bytes())
 			}
 			io.Copy(io.Discard, stdout)
@@ -200,6 +201,50 @@ func parseProcStat(s string) cpuTimes {
 		}
 	}
 	return t
+}
+
+// kernelTicks returns the CPU time of every kernel thread (the children of
+// kthreadd, PID 2: ksoftirqd, kworkers), which also carry the emulated
+// network's packet processing.
+func kernelTicks() int64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, e := range ents {
+		name := e.Name()
+		if name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue
+		}
+		if ppid, ticks, ok := parseStatPPID(string(b)); ok && (ppid == 2 || name == "2") {
+			total += ticks
+		}
+	}
+	return total
+}
+
+// parseStatPPID reads the parent PID and utime+stime of a /proc/PID/stat
+// line.
+func parseStatPPID(s string) (ppid int, ticks int64, ok bool) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	ticks, ok = parseStatTicks(s)
+	return ppid, ticks, ok
 }
 
 // selfTicks returns the lab process's own CPU time in clock ticks.

@@ -65,7 +65,7 @@ type RunResult struct {
 	SeedWireRatio   float64  `json:"seed_wire_ratio"`
 	SeedAppRatio    *float64 `json:"seed_app_ratio,omitempty"`
 	SeedLeftAt      *float64 `json:"seed_left_at,omitempty"`
-	SeedLeftRatio   *float64 `json:"seed_left_ratio,omitempty"` // handed to the kernel when killed
+	SeedLeftRatio   *float64 `json:"seed_left_ratio,omitempty"` // uploaded when killed (see SeedLeavesAt)
 	// Uplink use over the window: payload sent ÷ (nominal cap × window).
 	SeedUse    float64 `json:"seed_uplink_use"`
 	LeecherUse float64 `json:"leecher_uplink_use"`
@@ -76,9 +76,15 @@ type RunResult struct {
 	CPUSeconds map[string]float64 `json:"cpu_seconds,omitempty"`
 	// OtherCPU is the cores other processes used on average: anything
 	// above a few hundredths means the run was disturbed.
-	OtherCPU float64         `json:"other_cpu_cores"`
-	Leecher  []LeecherResult `json:"leecher_results,omitempty"`
-	Timeline []Second        `json:"timeline,omitempty"`
+	OtherCPU float64 `json:"other_cpu_cores"`
+	// LeecherCPUPerMiB is the leechers' CPU milliseconds per MiB they
+	// received (each MiB received was also sent by some host).
+	LeecherCPUPerMiB float64 `json:"leecher_cpu_ms_per_mib"`
+	// UnfinishedProgress is the median share of the file held by the
+	// staying leechers that did not finish; nil when all did.
+	UnfinishedProgress *float64        `json:"unfinished_progress,omitempty"`
+	Leecher            []LeecherResult `json:"leecher_results,omitempty"`
+	Timeline           []Second        `json:"timeline,omitempty"`
 }
 
 // LeecherResult is one leecher in one run.
@@ -87,7 +93,8 @@ type LeecherResult struct {
 	Role         string           `json:"role"`
 	UplinkMbit   float64          `json:"uplink_mbit"`
 	Start        float64          `json:"start"`
-	Seconds      *float64         `json:"seconds"` // completion time from its start
+	Seconds      *float64         `json:"seconds"`  // completion time from its start
+	Progress     float64          `json:"progress"` // share of the file held at the end
 	LeftAt       *float64         `json:"left_at,omitempty"`
 	LeftProgress *float64         `json:"left_progress,omitempty"`
 	Error        string           `json:"error,omitempty"`
@@ -129,8 +136,12 @@ type Summary struct {
 	CPUBusy           float64            `json:"cpu_busy_cores"`
 	CPUSeconds        map[string]float64 `json:"cpu_seconds"`
 	OtherCPU          float64            `json:"other_cpu_cores"`
-	SpreadSeconds     *float64           `json:"spread_seconds"` // max - min completion
-	Errors            []string           `json:"errors,omitempty"`
+	LeecherCPUPerMiB  float64            `json:"leecher_cpu_ms_per_mib"`
+	// UnfinishedProgress is the median share held by leechers that never
+	// finished, over the repetitions that had some.
+	UnfinishedProgress *float64 `json:"unfinished_progress,omitempty"`
+	SpreadSeconds      *float64 `json:"spread_seconds"` // max - min completion
+	Errors             []string `json:"errors,omitempty"`
 }
 
 // inf stands for "never" in medians.
@@ -206,7 +217,7 @@ func (rep *Report) Summarise() {
 func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 	s := &Summary{System: name, Scenario: sr.Name, Leechers: sr.Leechers, Expected: sr.Expected,
 		Reps: len(runs), LowerBoundSeconds: round3(sr.BoundSeconds), CPUSeconds: map[string]float64{}}
-	var los, mids, his, alls, comps, egress, wire, app, seedUse, leechUse, busy, other, spread []float64
+	var los, mids, his, alls, comps, egress, wire, app, seedUse, leechUse, busy, other, perMiB, stuck, spread []float64
 	cpu := map[string][]float64{}
 	completed, expected := 0, 0
 	for _, r := range runs {
@@ -230,7 +241,10 @@ func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 			app = append(app, *r.SeedAppRatio)
 		}
 		seedUse, leechUse, busy = append(seedUse, r.SeedUse), append(leechUse, r.LeecherUse), append(busy, r.CPUBusy)
-		other = append(other, r.OtherCPU)
+		other, perMiB = append(other, r.OtherCPU), append(perMiB, r.LeecherCPUPerMiB)
+		if r.UnfinishedProgress != nil {
+			stuck = append(stuck, *r.UnfinishedProgress)
+		}
 		for k, v := range r.CPUSeconds {
 			cpu[k] = append(cpu[k], v)
 		}
@@ -250,7 +264,10 @@ func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 		s.SeedAppRatio = finite(median(app))
 	}
 	s.SeedUse, s.LeecherUse, s.CPUBusy = round3(median(seedUse)), round3(median(leechUse)), round3(median(busy))
-	s.OtherCPU = round3(median(other))
+	s.OtherCPU, s.LeecherCPUPerMiB = round3(median(other)), round3(median(perMiB))
+	if len(stuck) > 0 {
+		s.UnfinishedProgress = finite(median(stuck))
+	}
 	for k, v := range cpu {
 		s.CPUSeconds[k] = round3(median(v))
 	}
@@ -301,16 +318,21 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				fmtp(s.RatioToAvalanche, "%.2f"), s.SeedEgressRatio, s.SeedWireRatio)
 		}
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| system | all done per rep s | spread s | seed uplink use | leecher uplink use | CPU busy (cores) | CPU s: seed / tracker / leechers | other processes (cores) | seed app counter × file |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| system | all done per rep s | spread s | seed uplink use | leecher uplink use | CPU busy (cores) | CPU s: seed / tracker / leechers | leecher CPU ms/MiB | other processes (cores) | seed's own count × file | unfinished stuck at |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, s := range sr.Summaries {
 			var per []string
 			for _, a := range s.AllDoneRuns {
 				per = append(per, fmtp(a, "%.1f"))
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %.0f%% | %.2f | %.1f / %.1f / %.1f | %.2f | %s |\n",
+			stuck := "–"
+			if s.UnfinishedProgress != nil {
+				stuck = fmt.Sprintf("%.1f%%", 100**s.UnfinishedProgress)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %.0f%% | %.2f | %.1f / %.1f / %.1f | %.1f | %.2f | %s | %s |\n",
 				s.System, strings.Join(per, ", "), fmtp(s.SpreadSeconds, "%.1f"), 100*s.SeedUse, 100*s.LeecherUse,
-				s.CPUBusy, s.CPUSeconds[procSeed], s.CPUSeconds[procTracker], s.CPUSeconds[procLeecher], s.OtherCPU, fmtp(s.SeedAppRatio, "%.3f"))
+				s.CPUBusy, s.CPUSeconds[procSeed], s.CPUSeconds[procTracker], s.CPUSeconds[procLeecher], s.LeecherCPUPerMiB,
+				s.OtherCPU, fmtp(s.SeedAppRatio, "%.3f"), stuck)
 		}
 		for _, s := range sr.Summaries {
 			for _, e := range s.Errors {

@@ -45,6 +45,7 @@ type run struct {
 	mu       sync.Mutex
 	procs    []*proc
 	leechers []*leecher
+	clients  map[*host]*http.Client
 
 	// Counters: baseline at t0, latest sample, and one snapshot a second.
 	base   []qdiscCounters
@@ -90,10 +91,20 @@ func (r *run) hostDir(h *host) string { return filepath.Join(r.dir, h.name) }
 
 // httpClient returns an HTTP client whose connections start inside h.
 func (r *run) httpClient(h *host) *http.Client {
-	return &http.Client{
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[h]; c != nil {
+		return c
+	}
+	if r.clients == nil {
+		r.clients = map[*host]*http.Client{}
+	}
+	c := &http.Client{
 		Timeout:   5 * time.Second,
 		Transport: &http.Transport{DialContext: h.dial, MaxIdleConnsPerHost: 4},
 	}
+	r.clients[h] = c
+	return c
 }
 
 // execute runs the repetition: testbed, seed, leechers, monitoring,
@@ -115,6 +126,9 @@ func (r *run) execute(ctx context.Context) (res *RunResult, err error) {
 	r.tb = tb
 	defer func() {
 		r.stopAll()
+		for _, c := range r.clients {
+			c.CloseIdleConnections()
+		}
 		tb.close()
 	}()
 	if r.diag, err = openNetlink(tb.seed.ns, unix.NETLINK_SOCK_DIAG); err != nil {
@@ -251,19 +265,23 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 }
 
 // maybeSeedLeaves kills the seed's processes once it has uploaded
-// SeedLeavesAt × the file. "Uploaded" is what the seed's programs have
-// handed to the kernel: TCP payload that passed the shaper, plus what waits
-// in the shaper's queue and in the sockets (tcpi_notsent_bytes), or the
-// application's own counter when it is larger. Killing then lets the kernel
-// drain exactly that.
+// SeedLeavesAt × the file. "Uploaded" is the seed application's own count
+// of content bytes sent where it has one (aria2's uploadLength, the HTTP
+// server's body bytes, the Avalanche origin's coded block payload), as the
+// research baselines counted it; protocol overhead comes on top and shows
+// in the wire figures. Without one, it is what the seed's programs handed
+// to the kernel: TCP payload past the shaper plus the shaper's queue and
+// the sockets' unsent bytes. Either way the kernel then drains exactly
+// that much.
 func (r *run) maybeSeedLeaves(ctx context.Context, seed qdiscCounters, t time.Duration) {
-	est := payloadOf(seed) + int64(seed.Backlog)
-	if ns, err := r.diag.tcpNotsent(); err == nil {
-		est += ns
-	}
-	if app, ok := r.sys.seedUploaded(ctx, r); ok {
-		est = max(est, app)
-		r.seedAppFinal, r.seedAppOK = app, true
+	est, ok := r.sys.seedUploaded(ctx, r)
+	if ok {
+		r.seedAppFinal, r.seedAppOK = est, true
+	} else {
+		est = payloadOf(seed) + int64(seed.Backlog)
+		if ns, err := r.diag.tcpNotsent(); err == nil {
+			est += ns
+		}
 	}
 	if float64(est) < r.sc.SeedLeavesAt*float64(r.pl.size) {
 		return
@@ -277,7 +295,11 @@ func (r *run) maybeSeedLeaves(ctx context.Context, seed qdiscCounters, t time.Du
 			p.signal(syscall.SIGKILL)
 		}
 	}
-	r.lab.logf("  %s: seed left at %.1fs after handing %.3f× the file to the kernel", r.sys.name(), t.Seconds(), float64(est)/float64(r.pl.size))
+	basis := "as counted by the seed program"
+	if !ok {
+		basis = "handed to the kernel"
+	}
+	r.lab.logf("  %s: seed left at %.1fs after sending %.3f× the file (%s)", r.sys.name(), t.Seconds(), float64(est)/float64(r.pl.size), basis)
 }
 
 // readCounters reads every host's tbf counters (absolute).
@@ -327,19 +349,21 @@ func (r *run) stopAll() {
 	}
 }
 
-// cpuMeter turns /proc counters into CPU use by role. "Other" is the CPU
-// time charged to processes that are not the lab's (user + nice + system
-// from /proc/stat, less the lab's processes and itself): on a shared
-// machine it says how much a run was disturbed.
+// cpuMeter turns /proc counters into CPU use by role. "Kernel" is kernel
+// threads (network softirqs among them); "other" is the CPU time charged to
+// processes that are not the lab's (user + nice + system from /proc/stat,
+// less the lab's processes, itself and kernel threads): on a shared machine
+// it says how much a run was disturbed.
 type cpuMeter struct {
 	last     cpuTimes
 	lastSelf int64
+	lastKern int64
 	lastProc map[*proc]int64
 	lastAt   time.Time
 }
 
 func (m *cpuMeter) start(r *run) {
-	m.last, m.lastSelf = machineCPU(), selfTicks()
+	m.last, m.lastSelf, m.lastKern = machineCPU(), selfTicks(), kernelTicks()
 	m.lastProc = map[*proc]int64{}
 	m.lastAt = time.Now()
 	m.sample(r)
@@ -349,7 +373,7 @@ func (m *cpuMeter) start(r *run) {
 // "lab" for the lab itself and "other" for everything else) since the
 // previous sample.
 func (m *cpuMeter) sample(r *run) (float64, map[string]float64) {
-	cur, self := machineCPU(), selfTicks()
+	cur, self, kern := machineCPU(), selfTicks(), kernelTicks()
 	now := time.Now()
 	dt := now.Sub(m.lastAt).Seconds()
 	roles := map[string]float64{}
@@ -375,29 +399,31 @@ func (m *cpuMeter) sample(r *run) (float64, map[string]float64) {
 		}
 	}
 	roles[cpuLab] = cores(self - m.lastSelf)
-	roles[cpuOther] = max(0, cores(cur.tasks-m.last.tasks-ours-(self-m.lastSelf)))
-	m.last, m.lastSelf, m.lastAt = cur, self, now
+	roles[cpuKernel] = cores(kern - m.lastKern)
+	roles[cpuOther] = max(0, cores(cur.tasks-m.last.tasks-ours-(self-m.lastSelf)-(kern-m.lastKern)))
+	m.last, m.lastSelf, m.lastKern, m.lastAt = cur, self, kern, now
 	return busy, roles
 }
 
 // CPU accounting names beside the process roles.
 const (
-	cpuLab   = "lab"
-	cpuOther = "other"
+	cpuLab    = "lab"
+	cpuKernel = "kernel"
+	cpuOther  = "other"
 )
 
 // otherLoad measures, over one second, the cores used by processes that
 // are not the lab's (with none of the lab's running).
 func otherLoad(ctx context.Context) float64 {
-	a, sa := machineCPU(), selfTicks()
+	a, sa, ka := machineCPU(), selfTicks(), kernelTicks()
 	t := time.Now()
 	select {
 	case <-ctx.Done():
 	case <-time.After(time.Second):
 	}
-	b, sb := machineCPU(), selfTicks()
+	b, sb, kb := machineCPU(), selfTicks(), kernelTicks()
 	dt := time.Since(t).Seconds()
-	return max(0, float64(b.tasks-a.tasks-(sb-sa))/clockTick/dt)
+	return max(0, float64(b.tasks-a.tasks-(sb-sa)-(kb-ka))/clockTick/dt)
 }
 
 // result turns the run's records into a RunResult.
@@ -409,6 +435,8 @@ func (r *run) result(end string, endAt time.Duration) *RunResult {
 		End: end, Duration: endAt.Seconds(), BoundSeconds: sc.LowerBound(), FileSize: r.pl.size,
 		SeedUplinkMbit: float64(sc.SeedUp) / Mbit,
 	}
+	var received float64
+	var stuck []float64
 	for _, l := range r.leechers {
 		l.mu.Lock()
 		lr := LeecherResult{Host: l.host.name, Role: l.role, UplinkMbit: float64(l.host.up) / Mbit, Start: l.startAt.Seconds(), Counters: l.counters}
@@ -426,10 +454,21 @@ func (r *run) result(end string, endAt time.Duration) *RunResult {
 		if l.proc != nil && !l.proc.running() && !l.complete && !l.left {
 			lr.Error = fmt.Sprintf("exited: %v", l.proc.waitErr)
 		}
+		lr.Progress = round3(float64(l.done) / float64(r.pl.size))
+		if l.complete {
+			lr.Progress = 1
+		}
+		received += lr.Progress * float64(r.pl.size)
+		if l.role != roleLeaver && !l.complete {
+			stuck = append(stuck, lr.Progress)
+		}
 		l.mu.Unlock()
 		res.Leecher = append(res.Leecher, lr)
 	}
 	sort.Float64s(res.Times)
+	if len(stuck) > 0 {
+		res.UnfinishedProgress = ptr(round3(median(stuck)))
+	}
 	if end == endAllDone {
 		res.AllDone = ptr(endAt.Seconds())
 	}
@@ -451,6 +490,9 @@ func (r *run) result(end string, endAt time.Duration) *RunResult {
 		res.SeedLeftRatio = ptr(float64(r.seedAtLeave) / f)
 	}
 	r.fillTimeline(res, endAt)
+	if received > 0 {
+		res.LeecherCPUPerMiB = round3(1000 * res.CPUSeconds[procLeecher] / (received / (1 << 20)))
+	}
 	return res
 }
 

@@ -40,7 +40,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "lab", "--scenario", "smoke", "--reps", "1", "--json", "--out", "", "--idle-wait", "-1s")
+	cmd := exec.CommandContext(ctx, bin, "lab", "--scenario", "smoke", "--reps", "1", "--json", "--out", "", "--idle-wait", "-1s", "--retries", "0")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if strings.Contains(stderr.String(), "another lab run holds") {
@@ -66,6 +66,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("no record for %s in:\n%s", sys, stdout.String())
 		case s.Completed != 4 || s.AllDoneSeconds == nil:
 			t.Errorf("%s: %d of 4 leechers done (all done %v); errors %v", sys, s.Completed, s.AllDoneSeconds, s.Errors)
+		case s.SeedAppRatio == nil || *s.SeedAppRatio < 0.95:
+			t.Errorf("%s: seed's own upload counter %v: want about 1× the file or more", sys, s.SeedAppRatio)
 		case s.SeedEgressRatio < 0.95:
 			t.Errorf("%s: seed egress %.3f× the file: the counters missed traffic", sys, s.SeedEgressRatio)
 		default:
