@@ -58,6 +58,7 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	binary := fs.String("binary", "", "avalanche binary to run on the hosts (default: this one)")
 	install := fs.Bool("install", false, "install the Debian packages the lab needs (apt-get) and exit")
 	list := fs.Bool("list", false, "list the scenarios and exit")
+	from := fs.String("from", "", "run nothing: redo the tables, plots and --doc from this results folder")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -72,6 +73,16 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	}
 	if *install {
 		return labInstall(ctx, env)
+	}
+	if *from != "" {
+		rep, err := lab.LoadResults(*from)
+		if err != nil {
+			return err
+		}
+		if err := lab.WriteResults(rep); err != nil {
+			return err
+		}
+		return printLab(env, rep, *jsonOut, *doc)
 	}
 	cfg := lab.Config{Reps: *reps, RepsHTTP: *repsHTTP, OutDir: *out, WorkDir: *work, Stall: *stall, Timeout: *timeout, IdleWait: *idleWait, Retries: *retries, Log: env.Stderr}
 	if *retries == 0 {
@@ -159,25 +170,33 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	}
 	rep, runErr := lab.Run(ctx, cfg)
 	if rep != nil {
-		if *jsonOut {
-			enc := json.NewEncoder(env.Stdout)
-			for _, s := range rep.Summaries() {
-				enc.Encode(s)
-			}
-		} else {
-			rep.WriteMarkdown(env.Stdout)
-		}
-		if rep.Dir != "" {
-			fmt.Fprintf(env.Stderr, "results in %s\n", rep.Dir)
-		}
-		if *doc != "" {
-			if err := lab.UpdateDoc(*doc, rep); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stderr, "updated %s\n", *doc)
+		if err := printLab(env, rep, *jsonOut, *doc); err != nil {
+			return err
 		}
 	}
 	return runErr
+}
+
+// printLab prints a lab report as tables or JSON records and updates doc.
+func printLab(env *Env, rep *lab.Report, jsonOut bool, doc string) error {
+	if jsonOut {
+		enc := json.NewEncoder(env.Stdout)
+		for _, s := range rep.Summaries() {
+			enc.Encode(s)
+		}
+	} else {
+		rep.WriteMarkdown(env.Stdout)
+	}
+	if rep.Dir != "" {
+		fmt.Fprintf(env.Stderr, "results in %s\n", rep.Dir)
+	}
+	if doc != "" {
+		if err := lab.UpdateDoc(doc, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "updated %s\n", doc)
+	}
+	return nil
 }
 
 // labInstall installs the lab's Debian prerequisites.

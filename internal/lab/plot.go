@@ -24,6 +24,7 @@ type chart struct {
 	yscale                float64
 	series                []series
 	vlines                []vline
+	legendBottom          bool // legend at the bottom right instead of the top right
 }
 
 type series struct {
@@ -93,17 +94,34 @@ func (c *chart) render() *image.RGBA {
 			continue
 		}
 		line(img, px(v.x), y0, px(v.x), y1, color.RGBA{0xb0, 0x20, 0x20, 0xff}, 1, true)
-		label(img, v.label, px(v.x)+4, y1+12, color.RGBA{0xb0, 0x20, 0x20, 0xff}, 2)
+		label(img, v.label, px(v.x)+4, y0-8, color.RGBA{0xb0, 0x20, 0x20, 0xff}, 2)
 	}
-	for i, s := range c.series {
+	for _, s := range c.series {
 		for j := 1; j < len(s.pts); j++ {
 			a, b := s.pts[j-1], s.pts[j]
-			line(img, px(min(a[0], c.xmax)), py(min(a[1], c.ymax)), px(min(b[0], c.xmax)), py(min(b[1], c.ymax)), s.color, 2, s.dashed)
+			if a[0] > c.xmax {
+				break
+			}
+			line(img, px(a[0]), py(min(a[1], c.ymax)), px(min(b[0], c.xmax)), py(min(b[1], c.ymax)), s.color, 2, s.dashed)
 		}
-		// Legend, top left inside the axes.
-		ly := y1 + 14 + 16*i
-		line(img, x0+12, ly-4, x0+36, ly-4, s.color, 2, s.dashed)
-		label(img, s.name, x0+42, ly, ink, 2)
+	}
+	// Legend inside the axes, on a white box, right-aligned.
+	wmax := 0
+	for _, s := range c.series {
+		wmax = max(wmax, (&font.Drawer{Face: basicfont.Face7x13}).MeasureString(s.name).Ceil())
+	}
+	lx := x1 - wmax - 52
+	top := y1 + 8
+	if c.legendBottom {
+		top = y0 - 12 - 16*len(c.series)
+	}
+	if len(c.series) > 0 {
+		draw.Draw(img, image.Rect(lx-4, top-2, x1-4, top+16*len(c.series)+4), image.White, image.Point{}, draw.Src)
+	}
+	for i, s := range c.series {
+		ly := top + 14 + 16*i
+		line(img, lx+4, ly-4, lx+28, ly-4, s.color, 2, s.dashed)
+		label(img, s.name, lx+36, ly, ink, 2)
 	}
 	return img
 }
@@ -215,6 +233,7 @@ func cdfPlot(sr *ScenarioReport) image.Image {
 		vlines: []vline{{sr.BoundSeconds, fmt.Sprintf("lower bound %.1f s", sr.BoundSeconds)}},
 	}
 	xmax := sr.BoundSeconds * 1.2
+	limit := xLimit(sr)
 	for _, name := range sr.Systems {
 		var ts []float64
 		total := 0
@@ -231,10 +250,13 @@ func cdfPlot(sr *ScenarioReport) image.Image {
 		s := series{name: name, color: colorOf(name), pts: [][2]float64{{0, 0}}}
 		for i, t := range ts {
 			s.pts = append(s.pts, [2]float64{t, float64(i) / float64(total)}, [2]float64{t, float64(i+1) / float64(total)})
-			xmax = max(xmax, t*1.05)
+			xmax = max(xmax, min(t, limit)*1.05)
 		}
 		if len(ts) < total {
 			s.name += fmt.Sprintf(" (%d of %d never done)", total-len(ts), total)
+		}
+		if len(ts) > 0 && ts[len(ts)-1] > limit {
+			s.name += fmt.Sprintf(" (off the chart: median %.0f s, last %.0f s)", median(ts), ts[len(ts)-1])
 		}
 		c.series = append(c.series, s)
 	}
@@ -243,7 +265,29 @@ func cdfPlot(sr *ScenarioReport) image.Image {
 		c.series[i].pts = append(c.series[i].pts, [2]float64{xmax, last[1]})
 	}
 	c.xmax = xmax
+	c.legendBottom = true
 	return c.render()
+}
+
+// xLimit returns where the x axis should stop so that the swarms stay
+// readable: a little after the slowest swarm system's last event when plain
+// HTTP takes more than twice as long, else no limit.
+func xLimit(sr *ScenarioReport) float64 {
+	var swarm, all float64
+	for _, r := range sr.Runs {
+		end := r.Duration
+		for _, t := range r.Times {
+			end = max(end, t)
+		}
+		all = max(all, end)
+		if r.System != SystemHTTP {
+			swarm = max(swarm, end)
+		}
+	}
+	if swarm > 0 && all > 2*swarm {
+		return swarm * 1.2
+	}
+	return math.Inf(1)
 }
 
 // uploadPlot draws, for each system's median run, the TCP payload all hosts
@@ -257,6 +301,7 @@ func uploadPlot(sr *ScenarioReport) image.Image {
 		vlines: []vline{{sr.BoundSeconds, "lower bound"}},
 	}
 	xmax := sr.BoundSeconds * 1.2
+	limit := xLimit(sr)
 	for _, name := range sr.Systems {
 		r := medianRun(sr, name)
 		if r == nil || len(r.Timeline) == 0 {
@@ -284,7 +329,10 @@ func uploadPlot(sr *ScenarioReport) image.Image {
 			if caps[0] > 0 && len(sec.Up) > 0 {
 				seed.pts = append(seed.pts, [2]float64{mid, sec.Up[0] / caps[0]})
 			}
-			xmax = max(xmax, sec.T)
+			xmax = max(xmax, min(sec.T, limit))
+		}
+		if r.Duration > limit {
+			all.name += fmt.Sprintf(" (until %.0f s)", r.Duration)
 		}
 		c.series = append(c.series, all, seed)
 	}

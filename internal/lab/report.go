@@ -2,11 +2,14 @@ package lab
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -77,6 +80,8 @@ type RunResult struct {
 	// OtherCPU is the cores other processes used on average: anything
 	// above a few hundredths means the run was disturbed.
 	OtherCPU float64 `json:"other_cpu_cores"`
+	// CPUs is the machine's number of CPUs.
+	CPUs int `json:"cpus"`
 	// LeecherCPUPerMiB is the leechers' CPU milliseconds per MiB they
 	// received (each MiB received was also sent by some host).
 	LeecherCPUPerMiB float64 `json:"leecher_cpu_ms_per_mib"`
@@ -119,6 +124,7 @@ type Summary struct {
 	Expected          int                `json:"expected"`
 	Reps              int                `json:"reps"`
 	Completed         int                `json:"completed"` // median over reps
+	CompletedRuns     []int              `json:"completed_runs"`
 	CompletionRate    float64            `json:"completion_rate"`
 	MinSeconds        *float64           `json:"min_seconds"`
 	MedianSeconds     *float64           `json:"median_seconds"`
@@ -141,7 +147,16 @@ type Summary struct {
 	// finished, over the repetitions that had some.
 	UnfinishedProgress *float64 `json:"unfinished_progress,omitempty"`
 	SpreadSeconds      *float64 `json:"spread_seconds"` // max - min completion
-	Errors             []string `json:"errors,omitempty"`
+	// Phases of the run, from the per-second timeline (medians):
+	// RampSeconds until all hosts together first send at half their total
+	// cap; SeedBusySeconds until the seed last sends at half its cap;
+	// TailSeconds from then to all done; CPUSaturated the share of seconds
+	// the machine's CPUs were at least 95% busy.
+	RampSeconds     *float64 `json:"ramp_seconds"`
+	SeedBusySeconds *float64 `json:"seed_busy_seconds"`
+	TailSeconds     *float64 `json:"tail_seconds"`
+	CPUSaturated    float64  `json:"cpu_saturated"`
+	Errors          []string `json:"errors,omitempty"`
 }
 
 // inf stands for "never" in medians.
@@ -218,6 +233,7 @@ func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 	s := &Summary{System: name, Scenario: sr.Name, Leechers: sr.Leechers, Expected: sr.Expected,
 		Reps: len(runs), LowerBoundSeconds: round3(sr.BoundSeconds), CPUSeconds: map[string]float64{}}
 	var los, mids, his, alls, comps, egress, wire, app, seedUse, leechUse, busy, other, perMiB, stuck, spread []float64
+	var ramps, seedBusy, tails, sat []float64
 	cpu := map[string][]float64{}
 	completed, expected := 0, 0
 	for _, r := range runs {
@@ -234,6 +250,7 @@ func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 		alls = append(alls, all)
 		s.AllDoneRuns = append(s.AllDoneRuns, finite(all))
 		comps = append(comps, float64(r.Completed))
+		s.CompletedRuns = append(s.CompletedRuns, r.Completed)
 		completed += r.Completed
 		expected += r.Expected
 		egress, wire = append(egress, r.SeedEgressRatio), append(wire, r.SeedWireRatio)
@@ -242,6 +259,8 @@ func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 		}
 		seedUse, leechUse, busy = append(seedUse, r.SeedUse), append(leechUse, r.LeecherUse), append(busy, r.CPUBusy)
 		other, perMiB = append(other, r.OtherCPU), append(perMiB, r.LeecherCPUPerMiB)
+		ramp, sb, tail, cs := r.phases()
+		ramps, seedBusy, tails, sat = append(ramps, ramp), append(seedBusy, sb), append(tails, tail), append(sat, cs)
 		if r.UnfinishedProgress != nil {
 			stuck = append(stuck, *r.UnfinishedProgress)
 		}
@@ -268,10 +287,55 @@ func summarise(sr *ScenarioReport, name string, runs []*RunResult) *Summary {
 	if len(stuck) > 0 {
 		s.UnfinishedProgress = finite(median(stuck))
 	}
+	s.RampSeconds, s.SeedBusySeconds, s.TailSeconds = finite(median(ramps)), finite(median(seedBusy)), finite(median(tails))
+	s.CPUSaturated = round3(median(sat))
 	for k, v := range cpu {
 		s.CPUSeconds[k] = round3(median(v))
 	}
 	return s
+}
+
+// phases reads the run's timeline: seconds until all hosts together first
+// sent at half their total cap, until the seed last sent at half its cap,
+// from then until all done, and the share of seconds (until the end of the
+// window) with the CPUs at least 95% busy. Missing values are +Inf.
+func (r *RunResult) phases() (ramp, seedBusy, tail, cpuSat float64) {
+	ramp, seedBusy, tail = inf, inf, inf
+	total := r.SeedUplinkMbit
+	for _, l := range r.Leecher {
+		total += l.UplinkMbit
+	}
+	cpus := r.CPUs
+	if cpus == 0 {
+		cpus = runtime.NumCPU()
+	}
+	n, saturated := 0, 0
+	for _, s := range r.Timeline {
+		if s.T > r.Duration+0.5 {
+			break
+		}
+		var sum float64
+		for _, u := range s.Up {
+			sum += u
+		}
+		if math.IsInf(ramp, 1) && total > 0 && sum >= total/2 {
+			ramp = s.T
+		}
+		if len(s.Up) > 0 && r.SeedUplinkMbit > 0 && s.Up[0] >= r.SeedUplinkMbit/2 {
+			seedBusy = s.T
+		}
+		n++
+		if s.CPU >= 0.95*float64(cpus) {
+			saturated++
+		}
+	}
+	if r.AllDone != nil && !math.IsInf(seedBusy, 1) {
+		tail = max(0, *r.AllDone-seedBusy)
+	}
+	if n > 0 {
+		cpuSat = float64(saturated) / float64(n)
+	}
+	return ramp, seedBusy, tail, cpuSat
 }
 
 // line is a one-line account of a run for the log.
@@ -334,6 +398,13 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				s.CPUBusy, s.CPUSeconds[procSeed], s.CPUSeconds[procTracker], s.CPUSeconds[procLeecher], s.LeecherCPUPerMiB,
 				s.OtherCPU, fmtp(s.SeedAppRatio, "%.3f"), stuck)
 		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| system | ramp to ½ of all caps s | seed busy until s | tail after seed s | CPU-saturated seconds |")
+		fmt.Fprintln(w, "|---|---|---|---|---|")
+		for _, s := range sr.Summaries {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f%% |\n", s.System, fmtp(s.RampSeconds, "%.1f"),
+				fmtp(s.SeedBusySeconds, "%.1f"), fmtp(s.TailSeconds, "%.1f"), 100*s.CPUSaturated)
+		}
 		for _, s := range sr.Summaries {
 			for _, e := range s.Errors {
 				fmt.Fprintf(w, "\n%s: %s\n", s.System, e)
@@ -346,10 +417,11 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 }
 
 func completedCell(s *Summary) string {
-	if s.Reps == 1 {
-		return fmt.Sprintf("%d/%d", s.Completed, s.Expected)
+	per := make([]string, len(s.CompletedRuns))
+	for i, c := range s.CompletedRuns {
+		per[i] = fmt.Sprint(c)
 	}
-	return fmt.Sprintf("%d/%d (%.0f%% of all)", s.Completed, s.Expected, 100*s.CompletionRate)
+	return fmt.Sprintf("%s of %d", strings.Join(per, ", "), s.Expected)
 }
 
 // Summaries returns every summary of the report, scenario by scenario.
@@ -375,6 +447,11 @@ func WriteResults(rep *Report) error {
 	if err := writeJSON(filepath.Join(rep.Dir, "summary.json"), rep.Summaries()); err != nil {
 		return err
 	}
+	head := *rep
+	head.Scenarios = nil
+	if err := writeJSON(filepath.Join(rep.Dir, "report.json"), head); err != nil {
+		return err
+	}
 	for _, sr := range rep.Scenarios {
 		if err := writeJSON(filepath.Join(rep.Dir, sr.Name+".json"), sr); err != nil {
 			return err
@@ -387,6 +464,48 @@ func WriteResults(rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// LoadResults reads back a results folder WriteResults wrote (each
+// scenario's JSON file, in the built-in scenarios' order), recomputes the
+// summaries, and returns the report: tables, plots and docs can be redone
+// without running again.
+func LoadResults(dir string) (*Report, error) {
+	rep := &Report{Dir: dir}
+	if b, err := os.ReadFile(filepath.Join(dir, "report.json")); err == nil {
+		if err := json.Unmarshal(b, rep); err != nil {
+			return nil, fmt.Errorf("lab: %s/report.json: %w", dir, err)
+		}
+		rep.Dir, rep.Scenarios = dir, nil
+	} else if t, err := time.Parse("20060102-150405", filepath.Base(dir)); err == nil {
+		rep.Started, rep.Host = t, hostInfo()
+	}
+	for _, sc := range Scenarios() {
+		b, err := os.ReadFile(filepath.Join(dir, sc.Name+".json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var sr ScenarioReport
+		if err := json.Unmarshal(b, &sr); err != nil {
+			return nil, fmt.Errorf("lab: %s: %w", sc.Name, err)
+		}
+		for _, r := range sr.Runs {
+			if r.System == SystemHTTP {
+				rep.RepsHTTP = max(rep.RepsHTTP, r.Rep)
+			} else {
+				rep.Reps = max(rep.Reps, r.Rep)
+			}
+		}
+		rep.Scenarios = append(rep.Scenarios, &sr)
+	}
+	if len(rep.Scenarios) == 0 {
+		return nil, fmt.Errorf("lab: no scenario results in %s", dir)
+	}
+	rep.Summarise()
+	return rep, nil
 }
 
 func writeJSON(path string, v any) error {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"syscall"
@@ -185,10 +186,11 @@ const (
 	endStalled     = "stalled"
 	endTimeout     = "timeout"
 	endInterrupted = "interrupted"
+	endExited      = "clients exited" // every unfinished client has exited
 )
 
 // monitor watches the run ten times a second until every staying leecher
-// is done, nothing moves for Stall, the time limit passes or ctx ends. It
+// is done, every unfinished one has exited, nothing moves for Stall, the time limit passes or ctx ends. It
 // starts late leechers, stops leavers, and makes the seed leave.
 func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 	sc := r.sc
@@ -230,6 +232,7 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 		}
 		var total int64
 		allDone, last := true, time.Duration(0)
+		canMove := !lateStarted
 		for _, l := range r.leechers {
 			l.mu.Lock()
 			total += l.done
@@ -245,12 +248,18 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 					last = max(last, l.completeAt)
 				} else {
 					allDone = false
+					if l.proc == nil || l.proc.running() {
+						canMove = true
+					}
 				}
 			}
 			l.mu.Unlock()
 		}
 		if allDone {
 			return endAllDone, last
+		}
+		if !canMove {
+			return endExited, t
 		}
 		if total != lastTotal {
 			lastTotal, lastChange = total, t
@@ -433,7 +442,7 @@ func (r *run) result(end string, endAt time.Duration) *RunResult {
 	res := &RunResult{
 		System: r.sys.name(), Scenario: sc.Name, Rep: r.rep, Leechers: sc.N(), Expected: sc.Expected(),
 		End: end, Duration: endAt.Seconds(), BoundSeconds: sc.LowerBound(), FileSize: r.pl.size,
-		SeedUplinkMbit: float64(sc.SeedUp) / Mbit,
+		SeedUplinkMbit: float64(sc.SeedUp) / Mbit, CPUs: runtime.NumCPU(),
 	}
 	var received float64
 	var stuck []float64
