@@ -39,7 +39,7 @@ Scenarios: smoke (N=4, 16 MiB, Avalanche and aria2: the CI test), and the
 five of issue 4: uniform (1), hetero (2), seed-leaves (3), churn (4),
 scale (5); "all" runs those five. Plain HTTP needs N×F/u_seed per run (6 to
 12 minutes for 128 MiB), hence its own repetition count. A full run (all,
-3 repetitions, HTTP once) takes about 1 h 45 min.
+3 repetitions, HTTP once) took 65 minutes on a 2-core machine.
 
 Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	scenarios := fs.String("scenario", "all", "comma-separated scenarios (or numbers 1-5, or all)")
@@ -55,6 +55,8 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	idleWait := fs.Duration("idle-wait", 5*time.Minute, "before each run, wait this long at most for other processes to leave the CPUs alone (negative: never wait)")
 	piece := fs.String("piece", "64k", "BitTorrent piece size (64k: best of a sweep from 32k to 1M on scenario 1, see docs/benchmarks.md)")
 	retries := fs.Int("retries", 2, "run again, at most this many times, a run during which other processes used over a quarter of a core")
+	getFlags := fs.String("get-flags", "", `extra flags for every "avalanche get", space-separated (e.g. "-v -slots 16")`)
+	perf := fs.Bool("perf", false, `profile every run with "perf record -a" (Debian package linux-perf); perf.txt lands beside the run's logs`)
 	binary := fs.String("binary", "", "avalanche binary to run on the hosts (default: this one)")
 	install := fs.Bool("install", false, "install the Debian packages the lab needs (apt-get) and exit")
 	list := fs.Bool("list", false, "list the scenarios and exit")
@@ -118,6 +120,8 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 		return fmt.Errorf("lab: --piece must be a power of two of at least 16k: %w", errUsage)
 	}
 	cfg.PieceSize = ps
+	cfg.GetArgs = strings.Fields(*getFlags)
+	cfg.Perf = *perf
 
 	if os.Geteuid() != 0 {
 		return errors.New("lab: needs root (network namespaces, veth links and tc); run it with sudo")

@@ -111,11 +111,11 @@ func (a *avalancheSystem) startLeecher(ctx context.Context, r *run, l *leecher) 
 	home := filepath.Join(l.dir, "home")
 	return r.start(procSpec{name: l.host.name + "-get", role: procLeecher, host: l.host, dir: l.dir,
 		env: []string{"AVALANCHE_HOME=" + home, "AVALANCHE_DATA=" + filepath.Join(l.dir, "data")},
-		args: []string{r.lab.cfg.Binary, "get", a.content,
+		args: append([]string{r.lab.cfg.Binary, "get", a.content,
 			"--origin", fmt.Sprintf("http://%s:%d", seed, avOriginPort),
 			"--tracker", fmt.Sprintf("http://%s:%d", seed, avTrackerPort),
 			"-o", l.dir, "--listen", fmt.Sprintf("%s:%d", l.host.ip, avPeerPort),
-			"--json", "--seed-time", "24h"},
+			"--json", "--seed-time", "24h"}, r.lab.cfg.GetArgs...),
 		onLine: jsonLines(l, r.now)})
 }
 

@@ -158,7 +158,12 @@ func Fetch(ctx context.Context, cfg FetchConfig) error {
 	var done int64
 	last := time.Now()
 	for {
-		n, rerr := resp.Body.Read(buf)
+		// Whole buffers: a slow link hands Read one segment at a time, and
+		// the syscalls would cost more CPU than the transfer.
+		n, rerr := io.ReadFull(resp.Body, buf)
+		if rerr == io.ErrUnexpectedEOF {
+			rerr = io.EOF
+		}
 		if n > 0 {
 			if _, err := out.Write(buf[:n]); err != nil {
 				return fmt.Errorf("lab: %w", err)

@@ -76,6 +76,13 @@ type Config struct {
 	// 1 aria2 finished in 36.5 s with 1 MiB pieces, 31 s with 256 KiB, 29 s
 	// with 128 KiB, 64 KiB or 32 KiB).
 	PieceSize int64
+	// GetArgs are extra arguments for every "avalanche get" (engine tuning
+	// or -v for its event log, which lands in the run's logs).
+	GetArgs []string
+	// Perf, when set, samples all CPUs with "perf record" during each run
+	// and writes perf.txt (hottest symbols by command) beside its logs.
+	// The sampling costs a few percent of CPU.
+	Perf bool
 	// Isolated says the process runs in its own network and mount
 	// namespaces (Isolate's child), so it may mount and create links freely.
 	Isolated bool

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -151,6 +152,10 @@ func (r *run) execute(ctx context.Context) (res *RunResult, err error) {
 	r.base = r.readCounters()
 	r.latest = make([]qdiscCounters, len(tb.all))
 	r.cpu.start(r)
+	var prof *exec.Cmd
+	if r.lab.cfg.Perf {
+		prof = startPerf(r.logDir)
+	}
 	r.t0 = time.Now()
 	r.snapshot(0)
 	for _, l := range r.leechers {
@@ -161,8 +166,34 @@ func (r *run) execute(ctx context.Context) (res *RunResult, err error) {
 		}
 	}
 	end, endAt := r.monitor(ctx)
+	if prof != nil {
+		stopPerf(prof, r.logDir)
+	}
 	res = r.result(end, endAt)
 	return res, nil
+}
+
+// startPerf samples every CPU with perf until stopPerf, for a report of
+// where the CPU time of the run went (perf.txt beside the logs).
+func startPerf(dir string) *exec.Cmd {
+	cmd := exec.Command("perf", "record", "-F", "499", "-a", "-g", "-o", filepath.Join(dir, "perf.data"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil
+	}
+	return cmd
+}
+
+// stopPerf stops perf record and writes perf.txt: the hottest symbols by
+// command, self time, without call graphs.
+func stopPerf(cmd *exec.Cmd, dir string) {
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	out, err := exec.Command("perf", "report", "-i", filepath.Join(dir, "perf.data"), "--no-children",
+		"--sort", "comm,dso,symbol", "--stdio", "-g", "none", "--percent-limit", "0.3").Output()
+	if err == nil {
+		os.WriteFile(filepath.Join(dir, "perf.txt"), out, 0o644)
+	}
 }
 
 // launch starts one leecher.
