@@ -55,6 +55,7 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	idleWait := fs.Duration("idle-wait", 5*time.Minute, "before each run, wait this long at most for other processes to leave the CPUs alone (negative: never wait)")
 	piece := fs.String("piece", "64k", "BitTorrent piece size (64k: best of a sweep from 32k to 1M on scenario 1, see docs/benchmarks.md)")
 	retries := fs.Int("retries", 2, "run again, at most this many times, a run during which other processes used over a quarter of a core")
+	rateScale := fs.Float64("rate-scale", 1, "multiply every uplink by this (0.5: half the rates, to take the CPUs out of the way)")
 	getFlags := fs.String("get-flags", "", `extra flags for every "avalanche get", space-separated (e.g. "-v -slots 16")`)
 	perf := fs.Bool("perf", false, `profile every run with "perf record -a" (Debian package linux-perf); perf.txt lands beside the run's logs`)
 	binary := fs.String("binary", "", "avalanche binary to run on the hosts (default: this one)")
@@ -103,6 +104,12 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	}
 	if len(cfg.Scenarios) == 0 {
 		return fmt.Errorf("lab: no scenario: %w", errUsage)
+	}
+	if *rateScale <= 0 || *rateScale > 10 {
+		return fmt.Errorf("lab: --rate-scale must be in (0, 10]: %w", errUsage)
+	}
+	for i := range cfg.Scenarios {
+		cfg.Scenarios[i] = cfg.Scenarios[i].Scaled(*rateScale)
 	}
 	if *systemsFlag != "" {
 		for _, s := range splitComma(*systemsFlag) {

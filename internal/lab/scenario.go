@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -174,6 +175,22 @@ func Scenarios() []Scenario {
 			FileSize: 128 * mib, SeedUp: 50 * Mbit, LeecherUp: uniform(32, 50*Mbit),
 		},
 	}
+}
+
+// Scaled returns the scenario with every uplink multiplied by f (and the
+// title saying so): at half the rates the CPUs of a small machine stop
+// being the bottleneck, which separates protocol behaviour from CPU cost.
+func (s Scenario) Scaled(f float64) Scenario {
+	if f == 1 || f <= 0 {
+		return s
+	}
+	s.SeedUp = int64(float64(s.SeedUp) * f)
+	s.LeecherUp = slices.Clone(s.LeecherUp)
+	for i := range s.LeecherUp {
+		s.LeecherUp[i] = int64(float64(s.LeecherUp[i]) * f)
+	}
+	s.Title += fmt.Sprintf(" — rates ×%g", f)
+	return s
 }
 
 // LookupScenario returns the built-in scenario called name; "1" to "5" name
