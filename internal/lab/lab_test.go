@@ -172,8 +172,26 @@ func TestSummarise(t *testing.T) {
 	}
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
-	if !strings.Contains(md.String(), "| aria2 | 2/2 (83% of all) |") {
+	if !strings.Contains(md.String(), "| aria2 | 2, 1, 2 of 2 |") {
 		t.Errorf("Markdown lacks aria2's row:\n%s", md.String())
+	}
+}
+
+func TestPhases(t *testing.T) {
+	all := 6.0
+	r := &RunResult{SeedUplinkMbit: 10, Leecher: []LeecherResult{{UplinkMbit: 10}}, AllDone: &all, Duration: 6, CPUs: 2,
+		Timeline: []Second{
+			{T: 1, Up: []float64{8, 0}, CPU: 2},
+			{T: 2, Up: []float64{10, 5}, CPU: 1.95},
+			{T: 3, Up: []float64{9, 9}, CPU: 1},
+			{T: 4, Up: []float64{2, 9}, CPU: 1},
+			{T: 5, Up: []float64{0, 3}, CPU: 0.5},
+			{T: 6, Up: []float64{0, 0}, CPU: 0.1},
+			{T: 9, Up: []float64{10, 10}, CPU: 2}, // after the window
+		}}
+	ramp, busy, tail, sat := r.phases()
+	if ramp != 2 || busy != 3 || tail != 3 || math.Abs(sat-2.0/6) > 1e-9 {
+		t.Errorf("phases() = %v, %v, %v, %v; want 2, 3, 3, 0.333", ramp, busy, tail, sat)
 	}
 }
 
