@@ -60,8 +60,9 @@ type Config struct {
 	// are written (logs go to WorkDir and are deleted).
 	OutDir string
 	// Stall ends a run when no leecher progressed for this long (default
-	// 30 s). Timeout caps a run (default 60 s + 3 × the time a single
-	// server needs to send every leecher a copy).
+	// 30 s); for Avalanche, progress counts blocks, not only generations.
+	// Timeout caps a run (default 1 min + 10 × the bound for swarms, 1 min
+	// + 3 × the time one server needs to send everyone a copy for HTTP).
 	Stall, Timeout time.Duration
 	// IdleWait is how long a run waits, before it starts, for other
 	// processes to use less than a fifth of a core (default 5 min; then it
@@ -349,13 +350,17 @@ func (l *Lab) reps(name string) int {
 	return l.cfg.Reps
 }
 
-// timeout returns a run's time limit.
-func (l *Lab) timeout(sc *Scenario) time.Duration {
+// timeout returns a run's time limit: 1 min + 3 × what one server needs to
+// send everyone a copy for plain HTTP, 1 min + 10 × the bound for swarms.
+func (l *Lab) timeout(sc *Scenario, system string) time.Duration {
 	if l.cfg.Timeout > 0 {
 		return l.cfg.Timeout
 	}
-	oneServer := float64(sc.N()) * float64(sc.FileSize) * 8 / float64(sc.SeedUp)
-	return time.Minute + time.Duration(3*max(oneServer, sc.LowerBound())*float64(time.Second))
+	limit := 10 * sc.LowerBound()
+	if system == SystemHTTP {
+		limit = 3 * float64(sc.N()) * float64(sc.FileSize) * 8 / float64(sc.SeedUp)
+	}
+	return time.Minute + time.Duration(limit*float64(time.Second))
 }
 
 func (l *Lab) logf(format string, args ...any) {

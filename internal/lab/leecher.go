@@ -19,6 +19,10 @@ type leecher struct {
 	launched   bool
 	startAt    time.Duration // offset from t0
 	done, size int64
+	// rank is progress at the finest grain the client reports (Avalanche:
+	// innovative blocks held, in thousandths); it tells a slow swarm from
+	// a stalled one when done moves a whole generation at a time.
+	rank       int64
 	complete   bool
 	completeAt time.Duration // offset from t0
 	left       bool
@@ -74,6 +78,7 @@ func (l *leecher) fraction(fileSize int64) float64 {
 // the file is verified and in place, and a final "done" line.
 type clientLine struct {
 	Event      string  `json:"event"`
+	Percent    float64 `json:"percent"`
 	DoneBytes  int64   `json:"done_bytes"`
 	Size       int64   `json:"size"`
 	Seeding    bool    `json:"seeding"`
@@ -101,6 +106,9 @@ func jsonLines(l *leecher, now func() time.Duration) func([]byte) {
 		switch m.Event {
 		case "progress":
 			l.update(m.DoneBytes, m.Size)
+			l.mu.Lock()
+			l.rank = max(l.rank, int64(m.Percent*10))
+			l.mu.Unlock()
 			if m.Seeding {
 				l.setComplete(now())
 			}

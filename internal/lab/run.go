@@ -227,7 +227,7 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 	sc := r.sc
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	limit := r.lab.timeout(sc)
+	limit := r.lab.timeout(sc, r.sys.name())
 	lateStarted := sc.Late == 0
 	var lastTotal int64 = -1
 	var lastChange time.Duration
@@ -266,7 +266,7 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 		canMove := !lateStarted
 		for _, l := range r.leechers {
 			l.mu.Lock()
-			total += l.done
+			total += l.done + l.rank
 			if l.complete {
 				total++ // completion counts as progress
 			}
