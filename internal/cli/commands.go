@@ -8,6 +8,7 @@ var commands = []command{
 	{"edge", "run an edge node: caching reverse proxy for properties", runEdge},
 	{"get", "download content from its swarm, verified and resumable", runGet},
 	{"keygen", "create a publisher key for signing manifests", runKeygen},
+	{"lab", "compare Avalanche, BitTorrent and HTTP on emulated hosts (root)", runLab},
 	{"manifest", "hash and sign a file's manifest without uploading it", runManifest},
 	{"origin", "run an origin: content store, publish API and HTTP downloads", runOrigin},
 	{"publish", "sign a file's manifest and upload both to an origin", runPublish},

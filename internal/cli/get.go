@@ -217,6 +217,21 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 			debug.SetMemoryLimit(64<<20 + 2*int64(2*slots)*m.GenerationSize())
 		}
 	}
+	if g.jsonOut {
+		// Announce completion at once: the "done" line waits for seeding.
+		w := env.Stdout
+		if g.stream {
+			w = env.Stderr
+		}
+		cfg.Completed = func(res *client.Result) {
+			p := res.Progress
+			json.NewEncoder(w).Encode(map[string]any{
+				"event": "complete", "content": id.String(), "path": res.Path, "size": res.Manifest.Size,
+				"seconds": p.Elapsed.Seconds(), "from_peers": p.FromPeers, "from_origin": p.FromOrigin,
+				"from_edge": p.FromEdge, "from_http": p.FromHTTP, "uploaded": p.Uploaded,
+			})
+		}
+	}
 	res, err := client.Get(ctx, cfg)
 	if pr != nil {
 		pr.finish()

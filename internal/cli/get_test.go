@@ -140,6 +140,9 @@ func TestGetResumesAfterKill(t *testing.T) {
 		t.Fatalf("second run exited %d: %s", code, te.stderr.String())
 	}
 	done := lastJSON(t, te.stdout.String(), "done")
+	if complete := lastJSON(t, te.stdout.String(), "complete"); complete["path"] != done["path"] {
+		t.Errorf("complete event names %v, done names %v", complete["path"], done["path"])
+	}
 	resumed := int(done["resumed_generations"].(float64))
 	t.Logf("killed with %d generations recorded; the second run resumed %d of %d", killedAt, resumed, m.Generations())
 	if resumed < killedAt {

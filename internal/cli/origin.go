@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -107,6 +109,7 @@ publisher is the local key (see avalanche keygen).`)
 		if err := sd.ServeOrigin(o); err != nil {
 			return fmt.Errorf("origin: %w", err)
 		}
+		o.Handle("GET /v1/seeding", seedingStats(o, sd))
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -243,4 +246,31 @@ func printZeroConfig(env *Env, url string, p origin.Property, generated string) 
 	} else {
 		fmt.Fprintf(w, "  publish token: the value of AVALANCHE_TOKEN\nTo publish:\n  avalanche publish FILE --origin %s\n", url)
 	}
+}
+
+// seedingStats answers GET /v1/seeding: what the origin's seeder has sent
+// of each content over the peer protocol, live (the tracker hears it only
+// every announce interval). The swarm lab reads it to make the seed leave
+// after sending exactly 1.0x a file.
+func seedingStats(o *origin.Origin, sd *seeder.Seeder) http.Handler {
+	type content struct {
+		Content string `json:"content"`
+		Size    int64  `json:"size"`
+		Sent    int64  `json:"sent"` // coded block payload bytes, coefficients and framing excluded
+		Peers   int    `json:"peers"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := struct {
+			Contents []content `json:"contents"`
+		}{Contents: []content{}}
+		for _, e := range o.List() {
+			if sw := sd.Swarm(e.ID); sw != nil {
+				st := sw.Stats()
+				out.Contents = append(out.Contents, content{Content: e.ID.String(), Size: e.Size, Sent: st.Sent, Peers: st.Peers})
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(out)
+	})
 }
