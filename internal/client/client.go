@@ -246,15 +246,9 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 		d.cfg.Joined(sw)
 	}
 
-	var wg sync.WaitGroup
-	streamErr := make(chan error, 1)
-	if d.cfg.Stream != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			streamErr <- d.stream(ctx)
-		}()
-	}
+	followed := make(chan followResult, 1)
+	go func() { followed <- d.follow(ctx) }()
+	var sum *followResult
 	go d.introduce(ctx)
 	go d.persist(ctx)
 	if d.cfg.MinRate > 0 {
@@ -272,18 +266,26 @@ loop:
 		case <-sw.Failed():
 			d.saveState()
 			return nil, classify(sw.Err())
-		case err := <-streamErr:
-			if err != nil {
-				return nil, fmt.Errorf("client: stream: %w", err)
+		case r := <-followed:
+			if r.err != nil {
+				d.saveState()
+				return nil, r.err
 			}
+			sum = &r
 		case <-sw.Done():
 			break loop
 		case <-tick.C:
 			d.report(meter, false)
 		}
 	}
-	wg.Wait()
-	if err := d.finish(); err != nil {
+	if sum == nil {
+		r := <-followed
+		if r.err != nil {
+			return nil, r.err
+		}
+		sum = &r
+	}
+	if err := d.finish(sum); err != nil {
 		return nil, err
 	}
 	d.log.Info("download complete", "path", d.path, "elapsed", time.Since(d.start).Round(time.Millisecond))
@@ -396,14 +398,13 @@ func (d *download) saveState() {
 	}
 }
 
-// finish checks the whole file and gives it its final name.
-func (d *download) finish() error {
+// finish checks the whole file, as read back in order by follow, and gives
+// it its final name.
+func (d *download) finish(r *followResult) error {
 	if d.partial == d.path {
 		return nil
 	}
-	if ok, err := fileMatches(d.partial, d.m); err != nil {
-		return fmt.Errorf("%w: %v", ErrDisk, err)
-	} else if !ok {
+	if r.n != d.m.Size || r.sum != d.m.FileHash {
 		os.Remove(d.state)
 		return fmt.Errorf("%w: whole-file SHA-256 mismatch", ErrIntegrity)
 	}
@@ -434,11 +435,28 @@ func fileMatches(path string, m *manifest.Manifest) (bool, error) {
 	return n == m.Size && [32]byte(h.Sum(nil)) == m.FileHash, nil
 }
 
-// stream writes generations to the Stream writer in order as they land.
-func (d *download) stream(ctx context.Context) error {
+// followResult is the whole-file SHA-256 of what follow read back, and how
+// many bytes it read; or why it stopped.
+type followResult struct {
+	sum [32]byte
+	n   int64
+	err error
+}
+
+// follow reads the generations back from the partial file in order as they
+// land, feeding the whole-file hash, and writes them to the Stream writer
+// if there is one. The whole-file check is then done, but for the last
+// generations, by the time the last one lands: it does not add a pass over
+// the file at the end.
+func (d *download) follow(ctx context.Context) followResult {
+	if d.partial == d.path && d.cfg.Stream == nil {
+		return followResult{} // verified whole when opened
+	}
 	done := make([]bool, d.m.Generations())
 	next := 0
 	buf := make([]byte, d.m.GenerationSize())
+	h := sha256.New()
+	var total int64
 	d.mu.Lock()
 	copy(done, d.have)
 	d.mu.Unlock()
@@ -446,10 +464,14 @@ func (d *download) stream(ctx context.Context) error {
 		for next < len(done) && done[next] {
 			off, n := d.m.GenerationSpan(next)
 			if _, err := d.f.ReadAt(buf[:n], off); err != nil {
-				return err
+				return followResult{err: fmt.Errorf("%w: reading back generation %d: %v", ErrDisk, next, err)}
 			}
-			if _, err := d.cfg.Stream.Write(buf[:n]); err != nil {
-				return err
+			h.Write(buf[:n])
+			total += int64(n)
+			if d.cfg.Stream != nil {
+				if _, err := d.cfg.Stream.Write(buf[:n]); err != nil {
+					return followResult{err: fmt.Errorf("client: stream: %w", err)}
+				}
 			}
 			next++
 		}
@@ -458,12 +480,12 @@ func (d *download) stream(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return followResult{err: ctx.Err()}
 		case g := <-d.genCh:
 			done[g] = true
 		}
 	}
-	return nil
+	return followResult{sum: [32]byte(h.Sum(nil)), n: total}
 }
 
 // seed keeps serving until the seeding conditions are met.

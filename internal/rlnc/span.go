@@ -29,6 +29,11 @@ func (d *Decoder) Combine(coeffs, payload []byte) error {
 		return ErrNotInSpan
 	}
 	d.flush()
+	if s, c := single(coeffs); c != 0 {
+		// One row: a copy or one multiplication, no matrix to set up.
+		gf256.MulSlice(c, d.rows[s], payload)
+		return nil
+	}
 	d.ins = d.ins[:0]
 	w := d.weights(d.n)[:0]
 	for s, ok := range d.has {
@@ -47,6 +52,51 @@ func (d *Decoder) Combine(coeffs, payload []byte) error {
 	d.rec.Mul(d.ins, one[:])
 	d.ins = d.ins[:0]
 	return nil
+}
+
+// single returns the index and value of the only non-zero entry of v, or
+// c = 0 if v has none or several.
+func single(v []byte) (i int, c byte) {
+	i = -1
+	for j, x := range v {
+		if x != 0 {
+			if i >= 0 {
+				return 0, 0
+			}
+			i, c = j, x
+		}
+	}
+	if i < 0 {
+		return 0, 0
+	}
+	return i, c
+}
+
+// Unit reports whether v is the unit vector e_i and returns i.
+func Unit(v []byte) (int, bool) {
+	i, c := single(v)
+	return i, c == 1
+}
+
+// UnitRow reports whether the decoder holds source block s as is: its row
+// of pivot s is the unit vector e_s. Such a row is served by a copy
+// (Combine with e_s) and costs a receiver whose rows are units too nothing
+// but that copy to decode: peers that trade units trade like BitTorrent
+// peers, with no field arithmetic at all.
+func (d *Decoder) UnitRow(s int) bool {
+	return s >= 0 && s < d.n && d.has[s] && isUnitRow(d.coeffs[s*d.n:(s+1)*d.n], s)
+}
+
+func isUnitRow(row []byte, s int) bool {
+	if row[s] != 1 {
+		return false
+	}
+	for j, x := range row {
+		if x != 0 && j != s {
+			return false
+		}
+	}
+	return true
 }
 
 // SpanVector writes into coeffs a random vector of the span of the rows
@@ -111,6 +161,30 @@ func (b *Basis) Rank() int { return b.rank }
 func (b *Basis) Reset() {
 	clear(b.has)
 	b.rank = 0
+}
+
+// UnitColumns sets bit j of bits (bit j%8 of byte j/8) for every j such
+// that the unit vector e_j lies in the span, and clears the others. bits
+// must hold at least ceil(n/8) bytes. In RREF, e_j is in the span exactly
+// when the row of pivot j is e_j itself.
+func (b *Basis) UnitColumns(bits []byte) {
+	clear(bits[:(b.n+7)/8])
+	for s, ok := range b.has {
+		if ok && isUnitRow(b.rows[s*b.n:(s+1)*b.n], s) {
+			bits[s/8] |= 1 << (s % 8)
+		}
+	}
+}
+
+// UnitFree returns the columns j whose unit vector e_j lies outside the
+// span, appended to dst: a want for any of them is innovative.
+func (b *Basis) UnitFree(dst []int) []int {
+	for s := 0; s < b.n; s++ {
+		if !b.has[s] || !isUnitRow(b.rows[s*b.n:(s+1)*b.n], s) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
 }
 
 func (b *Basis) reduce(v []byte) int {

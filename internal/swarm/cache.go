@@ -70,21 +70,19 @@ func (c *genCache) get(g int) ([]byte, func(), error) {
 	return e.data, func() { c.release(e) }, nil
 }
 
-// put adds a copy of data as generation g.
-func (c *genCache) put(g int, data []byte) {
-	buf := c.buffer()
-	if cap(buf) < len(data) {
-		buf = make([]byte, len(data))
-	}
-	buf = buf[:len(data)]
-	copy(buf, data)
+// peek returns generation g's data if it is cached, without loading it,
+// and the release function to call when done; nil if it is not.
+func (c *genCache) peek(g int) ([]byte, func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[g]; ok {
-		c.recycle(buf)
-		return
+	el, ok := c.entries[g]
+	if !ok {
+		return nil, nil
 	}
-	c.insert(g, buf)
+	e := el.Value.(*cacheEntry)
+	c.lru.MoveToFront(el)
+	e.refs++
+	return e.data, func() { c.release(e) }
 }
 
 // buffer returns a recycled buffer, or nil for the loader to size. Sizes

@@ -39,10 +39,15 @@ func (s *Swarm) params() rlnc.Params { return rlnc.Params{K: s.m.K, BlockSize: s
 // shape matches. Caller holds gen.mu.
 func (s *Swarm) newDecoder(gen *generation) *decoder {
 	if gen.blocks == s.m.K {
-		if d, ok := s.decoders.Get().(*decoder); ok && d != nil {
+		s.decMu.Lock()
+		if n := len(s.decoders); n > 0 {
+			d := s.decoders[n-1]
+			s.decoders = s.decoders[:n-1]
+			s.decMu.Unlock()
 			d.reset()
 			return d
 		}
+		s.decMu.Unlock()
 	}
 	d, err := rlnc.NewDecoder(s.params(), gen.blocks)
 	if err != nil {
@@ -51,10 +56,15 @@ func (s *Swarm) newDecoder(gen *generation) *decoder {
 	return &decoder{d: d}
 }
 
-// releaseDecoder returns gen's decoder to the pool. Caller holds gen.mu.
+// releaseDecoder keeps gen's decoder for another generation, as many as
+// may be active at once. Caller holds gen.mu.
 func (s *Swarm) releaseDecoder(gen *generation) {
 	if gen.dec != nil && gen.blocks == s.m.K {
-		s.decoders.Put(gen.dec)
+		s.decMu.Lock()
+		if len(s.decoders) < 2*max(1, s.cfg.Slots) {
+			s.decoders = append(s.decoders, gen.dec)
+		}
+		s.decMu.Unlock()
 	}
 	gen.dec = nil
 }
@@ -67,16 +77,6 @@ func (s *Swarm) combine(data, v, payload []byte) error {
 		return err
 	}
 	return enc.Combine(v, payload)
-}
-
-// systematic writes source block i of a whole generation whose real bytes
-// are data (its vector, e_i, is already in v).
-func (s *Swarm) systematic(data []byte, i int, v, payload []byte) error {
-	enc, err := rlnc.NewEncoder(s.params(), data, s.encRand)
-	if err != nil {
-		return err
-	}
-	return enc.Systematic(i, v, payload)
 }
 
 // deriveKey derives a neighbour's checksum key from the origin's master

@@ -59,6 +59,7 @@ type conn struct {
 	remoteDone  bool          // the neighbour holds everything
 	useless     []bool        // its offers of g held nothing new, since its last Have
 	capped      []bool        // it is a seed that declined g as sent often enough
+	noUnits     bool          // it declined a unit vector as already sent: ask it for random ones
 	offerReqs   map[int][]int // per generation, counts of Requests not yet answered (FIFO)
 	wantsOut    int           // blocks asked of it and not yet received
 	pendingGens map[int]int   // generations with wants outstanding to it, and how many
@@ -362,7 +363,7 @@ func (c *conn) readLoop() error {
 			}
 			c.onHave(int(f.Gen), int(f.Rank))
 		case wire.Request:
-			if err := c.onRequest(int(f.Gen), int(f.Count)); err != nil {
+			if err := c.onRequest(f); err != nil {
 				return err
 			}
 		case wire.Offer:
@@ -446,27 +447,39 @@ func (c *conn) onHave(g, rank int) {
 	s.kick()
 }
 
-// onRequest answers a neighbour's request for offers: random vectors of
-// the span we hold of g (as many as our rank allows), or none.
-func (c *conn) onRequest(g, n int) error {
+// onRequest answers a neighbour's request for offers: first the source
+// blocks we hold as is and it does not (unit vectors, in random order: a
+// copy to serve, nothing to decode), then random vectors of the span we
+// hold of g, as many as asked and our rank allows; or none.
+func (c *conn) onRequest(r wire.Request) error {
 	s := c.s
+	g, n := int(r.Gen), int(r.Count)
 	gen := s.gens[g]
 	k := gen.blocks
+	rng := newRand()
+	theirs := func(j int) bool { return r.Units != nil && r.Units[j/8]&(1<<(j%8)) != 0 }
 	var vecs []byte
+	offer := func(m int, unit func(j int) bool, span func(v []byte)) {
+		vecs = make([]byte, 0, m*k)
+		start := rng.IntN(k)
+		for i := 0; i < k && len(vecs) < m*k; i++ {
+			if j := (start + i) % k; unit(j) && !theirs(j) {
+				vecs = vecs[:len(vecs)+k]
+				vecs[len(vecs)-k+j] = 1
+			}
+		}
+		for len(vecs) < m*k {
+			vecs = vecs[:len(vecs)+k]
+			span(vecs[len(vecs)-k:])
+		}
+	}
 	if gen.complete.Load() {
-		m := min(n, k, wire.MaxOffer)
-		vecs = make([]byte, m*k)
-		rng := newRand()
-		rlnc.RandomCoefficients(rng, vecs)
+		offer(min(n, k, wire.MaxOffer), func(int) bool { return true }, func(v []byte) { rlnc.RandomCoefficients(rng, v) })
 	} else {
 		gen.mu.Lock()
 		if gen.dec != nil && gen.dec.rank() > 0 {
-			m := min(n, gen.dec.rank(), wire.MaxOffer)
-			vecs = make([]byte, m*k)
-			rng := newRand()
-			for i := 0; i < m; i++ {
-				gen.dec.d.SpanVector(rng, vecs[i*k:(i+1)*k])
-			}
+			d := gen.dec.d
+			offer(min(n, d.Rank(), wire.MaxOffer), d.UnitRow, func(v []byte) { d.SpanVector(rng, v) })
 		}
 		gen.mu.Unlock()
 	}
@@ -548,7 +561,9 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 		case wire.RejectCapped:
 			c.capped[g] = true
 		case wire.RejectRetry:
-			// Ask again: the scheduler draws a new vector.
+			// Ask again: the scheduler draws a new vector, a random one
+			// (it has sent units we lack to others already).
+			c.noUnits = true
 		default:
 			c.useless[g] = true
 		}

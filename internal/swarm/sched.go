@@ -79,7 +79,7 @@ func (s *Swarm) schedule() {
 			n := min(max(1, need), int(c.remote[g]), maxOfferBatch, gen.blocks)
 			c.offerReqs[g] = append(c.offerReqs[g], n)
 			s.outstanding[g] += int32(n)
-			frames = append(frames, requestFrame(c, g, n))
+			frames = append(frames, requestFrame(c, g, n, s.unitMap(gen)))
 			progress = true
 		}
 		if !progress {
@@ -101,13 +101,29 @@ func wantFrame(c *conn, g int, v []byte, urgent bool) func() {
 	}
 }
 
-func requestFrame(c *conn, g, n int) func() {
-	return func() { c.enqueue(wire.Append(nil, wire.Request{Gen: uint32(g), Count: uint16(n)})) }
+func requestFrame(c *conn, g, n int, units []byte) func() {
+	return func() { c.enqueue(wire.Append(nil, wire.Request{Gen: uint32(g), Count: uint16(n), Units: units})) }
 }
 
-// makeWants draws up to n random coefficient vectors that extend the span
-// of what we hold and have asked for, and records them as wanted from c.
-// Caller holds s.mu.
+// unitMap returns the source blocks of gen held or asked for as is, in
+// the form of Request.Units. Caller holds s.mu.
+func (s *Swarm) unitMap(gen *generation) []byte {
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
+	units := make([]byte, (gen.blocks+7)/8)
+	if gen.basis != nil {
+		gen.basis.UnitColumns(units)
+	}
+	return units
+}
+
+// makeWants chooses up to n coefficient vectors that extend the span of
+// what we hold and have asked for, and records them as wanted from c, a
+// neighbour holding all of g. From a seed that keeps to one copy the
+// choice is the seed's (see Want.Any); from others, source blocks we do not
+// hold as is (unit vectors): a copy for the sender, and for us nothing to
+// decode while what we hold is source blocks too. Random vectors only from
+// a seed that already sent the units we lack to others. Caller holds s.mu.
 func (s *Swarm) makeWants(c *conn, g, n int) [][]byte {
 	gen := s.gens[g]
 	gen.mu.Lock()
@@ -130,9 +146,19 @@ func (s *Swarm) makeWants(c *conn, g, n int) [][]byte {
 		c.pendingGens[g] += len(out)
 		return out
 	}
+	var free []int
+	if !c.noUnits {
+		free = gen.basis.UnitFree(nil)
+		s.rng.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
+	}
 	for len(out) < n && gen.basis.Rank()+countAny(gen.pending) < gen.blocks {
 		v := make([]byte, gen.blocks)
-		rlnc.RandomCoefficients(s.rng, v)
+		if len(free) > 0 {
+			v[free[0]] = 1
+			free = free[1:]
+		} else {
+			rlnc.RandomCoefficients(s.rng, v)
+		}
 		if !gen.basis.Add(v) {
 			continue
 		}

@@ -57,16 +57,21 @@ func (s *Swarm) produce(w *want, payload []byte) (wire.RejectReason, bool) {
 	case capped && !s.freshVector(gen, w.v):
 		return wire.RejectRetry, false
 	}
-	data, release, err := s.cache.get(w.gen)
-	if err != nil {
-		s.log.Warn("cannot read generation", "gen", w.gen, "err", err)
-		return wire.RejectNotHeld, false
+	if i, ok := rlnc.Unit(w.v); ok {
+		src = i
 	}
-	defer release()
+	var err error
 	if src >= 0 {
-		err = s.systematic(data[:gen.size], src, w.v, payload)
+		// A source block as is: read it, nothing to compute.
+		err = s.sourceBlock(gen, src, payload)
 	} else {
+		data, release, gerr := s.cache.get(w.gen)
+		if gerr != nil {
+			s.log.Warn("cannot read generation", "gen", w.gen, "err", gerr)
+			return wire.RejectNotHeld, false
+		}
 		err = s.combine(data[:gen.size], w.v, payload)
+		release()
 	}
 	if err != nil {
 		s.log.Error("encode failed", "gen", w.gen, "err", err)
@@ -74,6 +79,30 @@ func (s *Swarm) produce(w *want, payload []byte) (wire.RejectReason, bool) {
 	}
 	gen.sent.Add(1)
 	return 0, true
+}
+
+// sourceBlock writes source block i of whole generation gen into payload,
+// zero-padded: from the generation cache when it is there, else from
+// storage (the page cache, usually), one block's worth.
+func (s *Swarm) sourceBlock(gen *generation, i int, payload []byte) error {
+	bs := s.m.BlockSize
+	lo := i * bs
+	n := max(0, min(bs, gen.size-lo))
+	if data, release := s.cache.peek(gen.index); data != nil {
+		copy(payload, data[lo:lo+bs])
+		release()
+		return nil
+	}
+	m, err := s.cfg.Data.ReadAt(payload[:n], gen.off+int64(lo))
+	if m == n {
+		err = nil
+	}
+	if err != nil {
+		s.log.Warn("cannot read block", "gen", gen.index, "block", i, "err", err)
+		return err
+	}
+	clear(payload[n:])
+	return nil
 }
 
 // nextSource picks, for a seed, the next source block of gen it has not

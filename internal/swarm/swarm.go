@@ -167,7 +167,11 @@ type Swarm struct {
 	gens []*generation
 
 	cache    *genCache
-	decoders sync.Pool // of *decoder with K blocks
+	// Released decoders of K blocks, kept for the next generations: a
+	// sync.Pool loses them at every GC, and fresh ones cost page faults
+	// and zeroing of k·(B+k) bytes each.
+	decMu    sync.Mutex
+	decoders []*decoder
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -479,7 +483,6 @@ func (s *Swarm) finishGeneration(g int, data []byte) error {
 		s.fail(err)
 		return err
 	}
-	s.cache.put(g, data)
 	gen.complete.Store(true)
 	gen.rank.Store(int32(gen.blocks))
 	n := s.completeCount.Add(1)
@@ -583,6 +586,13 @@ func (s *Swarm) run() {
 	defer dialTick.Stop()
 	haveTick := time.NewTicker(haveEvery)
 	defer haveTick.Stop()
+	// Kicks come with every block, offer and announcement; scheduling at
+	// most every scheduleGap answers them in batches, at a fraction of the
+	// cost, and well within a block's time on the wire.
+	var last time.Time
+	later := time.NewTimer(time.Hour)
+	later.Stop()
+	pending := false
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -590,11 +600,28 @@ func (s *Swarm) run() {
 		case <-haveTick.C:
 			s.flushHaves()
 		case <-s.wake:
+			if wait := scheduleGap - time.Since(last); wait > 0 {
+				if !pending {
+					later.Reset(wait)
+					pending = true
+				}
+				continue
+			}
 			s.schedule()
+			last = time.Now()
+		case <-later.C:
+			pending = false
+			s.schedule()
+			last = time.Now()
 		case <-tick.C:
 			s.schedule()
+			last = time.Now()
 		case <-dialTick.C:
 			s.maintain()
 		}
 	}
 }
+
+// scheduleGap is the least time between two scheduling passes started by
+// kicks.
+const scheduleGap = 2 * time.Millisecond

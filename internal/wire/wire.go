@@ -136,10 +136,15 @@ type Have struct {
 }
 
 // Request asks a neighbour that holds part of generation Gen to offer up to
-// Count coefficient vectors it can serve.
+// Count coefficient vectors it can serve. Units, when present
+// (ceil(GenerationBlocks(Gen)/8) bytes), has bit j%8 of byte j/8 set for
+// every source block j the asker already holds or has asked for as is (the
+// unit vector e_j): the neighbour offers its other unit rows first, which
+// cost neither side any field arithmetic. Decode aliases the frame buffer.
 type Request struct {
 	Gen   uint32
 	Count uint16
+	Units []byte
 }
 
 // MaxOffer bounds the vectors of one Offer.
@@ -370,6 +375,9 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		if t == TReject {
 			want = 7
 		}
+		if t == TRequest && len(b) > want {
+			want = len(b) // checked against the generation below
+		}
 		if err := exact(want); err != nil {
 			return nil, err
 		}
@@ -384,7 +392,18 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return nil, bad(fmt.Sprintf("count %d", n))
 		}
 		if t == TRequest {
-			return Request{Gen: g, Count: n}, nil
+			r := Request{Gen: g, Count: n}
+			if len(b) > 6 {
+				k := l.GenerationBlocks(int(g))
+				if len(b) != 6+(k+7)/8 {
+					return nil, bad(fmt.Sprintf("unit map of %d bytes for %d blocks", len(b)-6, k))
+				}
+				r.Units = b[6:]
+				if k%8 != 0 && r.Units[len(r.Units)-1]>>(k%8) != 0 {
+					return nil, bad("unit map beyond the generation")
+				}
+			}
+			return r, nil
 		}
 		r := RejectReason(b[6])
 		if r > RejectRetry {
@@ -527,6 +546,7 @@ func Append(dst []byte, f Frame) []byte {
 	case Request:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 		dst = binary.BigEndian.AppendUint16(dst, f.Count)
+		dst = append(dst, f.Units...)
 	case Reject:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 		dst = binary.BigEndian.AppendUint16(dst, f.Count)
