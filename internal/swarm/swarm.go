@@ -166,7 +166,7 @@ type Swarm struct {
 	log  *slog.Logger
 	gens []*generation
 
-	cache    *genCache
+	cache *genCache
 	// Released decoders of K blocks, kept for the next generations: a
 	// sync.Pool loses them at every GC, and fresh ones cost page faults
 	// and zeroing of k·(B+k) bytes each.
