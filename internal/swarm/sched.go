@@ -329,11 +329,17 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 }
 
 // choose selects a generation to start: one c can help with, that we lack,
-// whose checksums we have, and that is not active yet. Rarest first (fewest
-// blocks among the neighbours), random among ties; in order when
-// streaming. Only if there is none does it return one that c, a seed,
-// serves only as urgent (nobody else holds what is missing). Caller holds
-// s.mu.
+// whose checksums we have, and that is not active yet. From a neighbour
+// holding everything (a seed), in order: a seed hands each asker blocks
+// nobody has had from it, whichever generation they ask for, so the order
+// costs it nothing, and downloaders that start the same generations hold
+// blocks the others are decoding at that very moment, which they trade at
+// once. Rarest-first would have every downloader open generations nobody
+// else works on, and trade nothing until slots free up. From a partial
+// neighbour, rarest first (fewest blocks among the neighbours), random
+// among ties. In order when streaming. Only if there is none does it
+// return one that c, a seed, serves only as urgent (nobody else holds what
+// is missing). Caller holds s.mu.
 func (s *Swarm) choose(c *conn, now time.Time) (int, bool) {
 	best, bestAvail, ties := -1, int32(0), 0
 	urgentPick := -1
@@ -351,7 +357,7 @@ func (s *Swarm) choose(c *conn, now time.Time) (int, bool) {
 			}
 			continue
 		}
-		if s.cfg.Stream {
+		if s.cfg.Stream || c.remoteDone {
 			return g, false
 		}
 		a := s.avail[g]
