@@ -254,10 +254,11 @@ func printZeroConfig(env *Env, url string, p origin.Property, generated string) 
 // after sending exactly 1.0x a file.
 func seedingStats(o *origin.Origin, sd *seeder.Seeder) http.Handler {
 	type content struct {
-		Content string `json:"content"`
-		Size    int64  `json:"size"`
-		Sent    int64  `json:"sent"` // coded block payload bytes, coefficients and framing excluded
-		Peers   int    `json:"peers"`
+		Content   string `json:"content"`
+		Size      int64  `json:"size"`
+		Sent      int64  `json:"sent"`      // coded block payload bytes, coefficients and framing excluded
+		Delivered int64  `json:"delivered"` // of those, acknowledged by the peers (an estimate that errs low)
+		Peers     int    `json:"peers"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := struct {
@@ -266,7 +267,7 @@ func seedingStats(o *origin.Origin, sd *seeder.Seeder) http.Handler {
 		for _, e := range o.List() {
 			if sw := sd.Swarm(e.ID); sw != nil {
 				st := sw.Stats()
-				out.Contents = append(out.Contents, content{Content: e.ID.String(), Size: e.Size, Sent: st.Sent, Peers: st.Peers})
+				out.Contents = append(out.Contents, content{Content: e.ID.String(), Size: e.Size, Sent: st.Sent, Delivered: st.Delivered, Peers: st.Peers})
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -122,14 +122,19 @@ func (a *avalancheSystem) startLeecher(ctx context.Context, r *run, l *leecher) 
 // seedUploaded reads the origin's live count of coded block payload sent
 // (GET /v1/seeding): like aria2's uploadLength it leaves out protocol
 // overhead (coefficients, frames, TLS, checksums and manifests over HTTP).
+// It is the payload the peers have acknowledged ("delivered"), not what
+// was written to sockets: a seed killed at 1.0× of the latter takes the
+// blocks still in its socket buffers with it, and one copy less those is
+// less than one copy, which no code can make up for.
 func (a *avalancheSystem) seedUploaded(ctx context.Context, r *run) (int64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	h := r.tb.seed
 	var st struct {
 		Contents []struct {
-			Content string `json:"content"`
-			Sent    int64  `json:"sent"`
+			Content   string `json:"content"`
+			Sent      int64  `json:"sent"`
+			Delivered *int64 `json:"delivered"`
 		} `json:"contents"`
 	}
 	if err := getJSON(ctx, r.httpClient(h), fmt.Sprintf("http://%s:%d/v1/seeding", h.ip, avOriginPort), &st); err != nil {
@@ -137,6 +142,9 @@ func (a *avalancheSystem) seedUploaded(ctx context.Context, r *run) (int64, bool
 	}
 	for _, c := range st.Contents {
 		if c.Content == a.content {
+			if c.Delivered != nil {
+				return *c.Delivered, true
+			}
 			return c.Sent, true
 		}
 	}

@@ -77,6 +77,7 @@ type conn struct {
 
 	recvBytes atomic.Int64
 	sentBytes atomic.Int64
+	buffered  atomic.Int64 // bytes in the writer's buffer, not yet handed to the kernel
 	recvRate  rateMeter
 	sendRate  rateMeter
 
@@ -807,6 +808,7 @@ func (c *conn) writeLoop() {
 				c.close(wire.ByeNormal, "")
 				return
 			}
+			c.buffered.Store(0)
 			select {
 			case <-c.closed:
 			case <-c.signal:
@@ -828,6 +830,7 @@ func (c *conn) writeLoop() {
 				c.close(wire.ByeNormal, "")
 				return
 			}
+			c.buffered.Store(0)
 		}
 		if err := waitN(c.ctx, s.node.up, bs); err != nil {
 			continue // closing
@@ -840,6 +843,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.sentBytes.Add(int64(bs))
+		c.buffered.Store(int64(bw.Buffered()))
 		c.sendRate.add(int64(bs))
 		s.stats.sent.Add(int64(bs))
 		// Flush unless another block follows at once (bufio writes a full
@@ -852,6 +856,7 @@ func (c *conn) writeLoop() {
 				c.close(wire.ByeNormal, "")
 				return
 			}
+			c.buffered.Store(0)
 		}
 	}
 }

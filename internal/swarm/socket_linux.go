@@ -3,6 +3,8 @@ package swarm
 import (
 	"net"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // tuneSocket limits unsent data queued in the kernel (TCP_NOTSENT_LOWAT),
@@ -22,4 +24,27 @@ func (n *Node) tuneSocket(c net.Conn) {
 		const tcpNotsentLowat = 25 // linux/tcp.h
 		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotsentLowat, n.cfg.SendLowWater)
 	})
+}
+
+// unacked returns the bytes written to c that its peer has not
+// acknowledged yet: still queued in the kernel, or on the way.
+func unacked(c net.Conn) int64 {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int64
+	rc.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			// Segments in flight times their size; not bytes_sent minus
+			// bytes_acked, which counts retransmissions and never drains.
+			n = int64(info.Notsent_bytes) + int64(info.Unacked)*int64(info.Snd_mss)
+		}
+	})
+	return n
 }

@@ -9,3 +9,6 @@ func (n *Node) tuneSocket(c net.Conn) {
 		tc.SetNoDelay(true)
 	}
 }
+
+// unacked is not known here: everything written counts as delivered.
+func unacked(net.Conn) int64 { return 0 }

@@ -102,6 +102,7 @@ type Stats struct {
 	Blocks        int64             // blocks in the content
 	Received      [numSources]int64 // payload bytes received by source
 	Sent          int64             // payload bytes sent
+	Delivered     int64             // of those, the ones neighbours have acknowledged (an estimate, never above)
 	BlocksIn      int64             // blocks received
 	NonInnovative int64             // blocks dropped as not innovative
 	Wasted        int64             // blocks for generations already complete
@@ -373,7 +374,13 @@ func (s *Swarm) Stats() Stats {
 	st.HashFailures = s.stats.hashFailures.Load()
 	s.mu.Lock()
 	st.Peers = len(s.conns)
+	var queued int64
+	for c := range s.conns {
+		// Counted as payload whatever they hold: the estimate errs low.
+		queued += c.buffered.Load() + unacked(c.nc.NetConn())
+	}
 	s.mu.Unlock()
+	st.Delivered = max(0, st.Sent-queued)
 	return st
 }
 
