@@ -583,6 +583,9 @@ func (c *conn) onBlock(b wire.Block) error {
 	c.recvBytes.Add(n)
 	c.recvRate.add(n)
 	s.stats.blocksIn.Add(1)
+	if _, ok := rlnc.Unit(b.Coeffs); ok {
+		s.stats.unitsIn.Add(1)
+	}
 	s.stats.received[sourceOf(c.role)].Add(n)
 	if err := waitN(s.ctx, s.node.down, int(n)); err != nil {
 		return err

@@ -104,6 +104,7 @@ type Stats struct {
 	Sent          int64             // payload bytes sent
 	Delivered     int64             // of those, the ones neighbours have acknowledged (an estimate, never above)
 	BlocksIn      int64             // blocks received
+	UnitsIn       int64             // of those, source blocks as they are (unit vectors): no arithmetic to decode
 	NonInnovative int64             // blocks dropped as not innovative
 	Wasted        int64             // blocks for generations already complete
 	Polluted      int64             // blocks that failed verification
@@ -209,6 +210,7 @@ type Swarm struct {
 		received      [numSources]atomic.Int64
 		sent          atomic.Int64
 		blocksIn      atomic.Int64
+		unitsIn       atomic.Int64
 		nonInnovative atomic.Int64
 		wasted        atomic.Int64
 		polluted      atomic.Int64
@@ -368,6 +370,7 @@ func (s *Swarm) Stats() Stats {
 	}
 	st.Sent = s.stats.sent.Load()
 	st.BlocksIn = s.stats.blocksIn.Load()
+	st.UnitsIn = s.stats.unitsIn.Load()
 	st.NonInnovative = s.stats.nonInnovative.Load()
 	st.Wasted = s.stats.wasted.Load()
 	st.Polluted = s.stats.polluted.Load()

@@ -133,7 +133,29 @@ func TestSwarmSmall(t *testing.T) {
 			t.Errorf("peer %d: data differs", i)
 		}
 	}
+	// Peers traded source blocks as they are: almost nothing to decode.
+	var in, units int64
+	for _, p := range ts.peers {
+		st := p.Stats()
+		in, units = in+st.BlocksIn, units+st.UnitsIn
+	}
+	t.Logf("blocks in %d, of which source blocks as is %d", in, units)
+	if units < in*8/10 {
+		t.Errorf("only %d of %d blocks received were source blocks as is", units, in)
+	}
+	// What the origin sent is acknowledged once the peers are done, and
+	// never counted as delivered before.
 	st := ts.origin.Stats()
+	for st.Delivered < st.Sent && ctx.Err() == nil {
+		if st.Delivered < 0 || st.Delivered > st.Sent {
+			t.Fatalf("delivered %d of %d sent", st.Delivered, st.Sent)
+		}
+		time.Sleep(10 * time.Millisecond)
+		st = ts.origin.Stats()
+	}
+	if st.Delivered != st.Sent {
+		t.Errorf("delivered %d of %d sent after the swarm finished", st.Delivered, st.Sent)
+	}
 	t.Logf("origin sent %.2f× the file", float64(st.Sent)/float64(len(data)))
 }
 
@@ -184,15 +206,16 @@ func TestSwarm20Peers(t *testing.T) {
 	st := ts.origin.Stats()
 	ratio := float64(st.Sent) / float64(len(data))
 	bound := max(float64(len(data))/up, 20*float64(len(data))/(21*up))
-	var nonInnov, wasted, in int64
+	var nonInnov, wasted, in, units int64
 	for _, p := range ts.peers {
 		ps := p.Stats()
 		nonInnov += ps.NonInnovative
 		wasted += ps.Wasted
 		in += ps.BlocksIn
+		units += ps.UnitsIn
 	}
-	t.Logf("all done in %v (bound %.1fs, %.2f×); origin sent %.2f× the file; blocks in %d, non-innovative %d, wasted %d",
-		el.Round(time.Millisecond), bound, el.Seconds()/bound, ratio, in, nonInnov, wasted)
+	t.Logf("all done in %v (bound %.1fs, %.2f×); origin sent %.2f× the file; blocks in %d (source blocks as is %d), non-innovative %d, wasted %d",
+		el.Round(time.Millisecond), bound, el.Seconds()/bound, ratio, in, units, nonInnov, wasted)
 	if ratio >= 1.3 {
 		t.Errorf("origin egress %.2f× the file, want < 1.3×", ratio)
 	}
