@@ -822,7 +822,7 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		w.rng = rng
-		if reason, ok := s.produce(&w, payload); !ok {
+		if reason, ok := s.produce(c, &w, payload); !ok {
 			c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(w.gen), Count: 1, Reason: reason}))
 			continue
 		}

@@ -17,7 +17,7 @@ const (
 	wantTimeout = 4 * time.Second
 	// urgentAfter: a generation without progress this long may ask a seed
 	// past its cap.
-	urgentAfter = 2 * time.Second
+	urgentAfter = time.Second
 	// maxOfferBatch bounds the vectors requested in one Request.
 	maxOfferBatch = 16
 )

@@ -3,6 +3,7 @@ package swarm
 import (
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"avalanche/internal/identity"
 	"avalanche/internal/rlnc"
@@ -18,7 +19,7 @@ import (
 // (fresh to the whole swarm, so innovative for any receiver, and cheap: a
 // copy); others a random vector of what they hold. On failure it returns
 // the reason to give the neighbour.
-func (s *Swarm) produce(w *want, payload []byte) (wire.RejectReason, bool) {
+func (s *Swarm) produce(c *conn, w *want, payload []byte) (wire.RejectReason, bool) {
 	gen := s.gens[w.gen]
 	if len(w.v) != gen.blocks {
 		return wire.RejectNotHeld, false
@@ -38,12 +39,13 @@ func (s *Swarm) produce(w *want, payload []byte) (wire.RejectReason, bool) {
 		return 0, true
 	}
 	// Past the cap, serve only urgent wants, and only once every generation
-	// has been sent in full: until then the dimensions sent are still on
-	// their way through the swarm, and a seed that keeps to one copy must
-	// have sent one of every generation.
+	// has been sent in full and delivered: until then the dimensions sent
+	// are still on their way through the swarm, and a seed that keeps to
+	// one copy must have one of every generation out, not in its socket
+	// buffers, before it spends anything on a second.
 	capped := s.cfg.SeedCap > 0
 	if capped && float64(gen.sent.Load()) >= s.cfg.SeedCap*float64(gen.blocks) &&
-		(!w.urgent || int(s.seeded.Load()) < len(s.gens)) {
+		(!w.urgent || !s.firstCopyOut() || !s.urgentTurn(gen, c)) {
 		return wire.RejectCapped, false
 	}
 	src := -1 // the source block to send as is, if any
@@ -80,6 +82,44 @@ func (s *Swarm) produce(w *want, payload []byte) (wire.RejectReason, bool) {
 	gen.sent.Add(1)
 	return 0, true
 }
+
+// firstCopyOut reports whether a seed has sent every generation in full and
+// its neighbours have acknowledged all it sent. Once true, it stays true.
+func (s *Swarm) firstCopyOut() bool {
+	if s.firstOut.Load() {
+		return true
+	}
+	if int(s.seeded.Load()) < len(s.gens) {
+		return false
+	}
+	if st := s.Stats(); st.Delivered < st.Sent {
+		return false
+	}
+	s.firstOut.Store(true)
+	return true
+}
+
+// urgentTurn reports whether c may have urgent blocks of gen past the cap
+// now. Every downloader stuck on a generation whose missing dimensions left
+// with other peers asks at about the same time, and each needs the same
+// few dimensions: one of them gets them from the seed, as random
+// combinations, and passes them on, recoded, to the others, who are turned
+// away for urgentHold. Serving all of them would cost the seed a copy of
+// those dimensions per downloader.
+func (s *Swarm) urgentTurn(gen *generation, c *conn) bool {
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
+	now := time.Now()
+	if gen.urgentTo != c && now.Sub(gen.urgentAt) < urgentHold {
+		return false
+	}
+	gen.urgentTo, gen.urgentAt = c, now
+	return true
+}
+
+// urgentHold is how long a seed serves urgent wants of a generation past
+// its cap to one downloader only.
+const urgentHold = time.Second
 
 // sourceBlock writes source block i of whole generation gen into payload,
 // zero-padded: from the generation cache when it is there, else from

@@ -148,6 +148,8 @@ type generation struct {
 
 	seedBasis *rlnc.Basis // span of the vectors sent (sources with a seed cap)
 	seedDone  bool        // a full generation's worth of independent vectors sent
+	urgentTo  *conn       // the neighbour last served past the cap, and when
+	urgentAt  time.Time
 }
 
 // pendingWant is a block asked for with a Want: from whom, with which
@@ -221,6 +223,7 @@ type Swarm struct {
 
 	completeCount atomic.Int32
 	seeded        atomic.Int32 // generations this node has sent in full (sources)
+	firstOut      atomic.Bool  // every generation sent in full and acknowledged (see firstCopyOut)
 }
 
 // PeerAddr is a node to connect to.
