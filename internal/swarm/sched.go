@@ -15,6 +15,9 @@ const (
 	// wantTimeout: wants a link has not delivered after this long are given
 	// up (the generation's need is re-opened for other links).
 	wantTimeout = 4 * time.Second
+	// minWantTimeout: the least a want may wait on a link that delivers
+	// fast (see wantLimit).
+	minWantTimeout = 750 * time.Millisecond
 	// urgentAfter: a generation without progress this long may ask a seed
 	// past its cap.
 	urgentAfter = time.Second
@@ -33,7 +36,12 @@ func (s *Swarm) schedule() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	s.expireWants(now)
+	if now.Sub(s.lastExpire) >= 50*time.Millisecond {
+		// Timeouts are seconds long: checking them at every pass (one per
+		// block received, at most every scheduleGap) would only cost.
+		s.expireWants(now)
+		s.lastExpire = now
+	}
 	s.requestSums()
 	// Release slots of generations nothing is arriving for.
 	for i := 0; i < len(s.active); i++ {
@@ -55,8 +63,11 @@ func (s *Swarm) schedule() {
 	// come from, and their wants are never wasted on offers.
 	sort.SliceStable(conns, func(i, j int) bool { return conns[i].remoteDone && !conns[j].remoteDone })
 	var frames []func()
-	for pass := 0; pass < 8; pass++ {
-		progress := false
+	// Each pass gives every link that still has room one generation; a
+	// link that had nothing to ask for, or no room, sits out the passes
+	// after.
+	for pass := 0; pass < 8 && len(conns) > 0; pass++ {
+		live := conns[:0]
 		for _, c := range conns {
 			if c.wantsOut+len(c.offerReqs) >= c.depth {
 				continue
@@ -73,18 +84,18 @@ func (s *Swarm) schedule() {
 				for _, v := range vs {
 					frames = append(frames, wantFrame(c, g, v, urgent))
 				}
-				progress = progress || len(vs) > 0
+				if len(vs) > 0 {
+					live = append(live, c)
+				}
 				continue
 			}
 			n := min(max(1, need), int(c.remote[g]), maxOfferBatch, gen.blocks)
 			c.offerReqs[g] = append(c.offerReqs[g], n)
 			s.outstanding[g] += int32(n)
 			frames = append(frames, requestFrame(c, g, n, s.unitMap(gen)))
-			progress = true
+			live = append(live, c)
 		}
-		if !progress {
-			break
-		}
+		conns = live
 	}
 	for _, f := range frames {
 		f()
@@ -203,12 +214,18 @@ func (s *Swarm) activate(gen *generation) {
 // expireWants gives up wants that waited too long, so that a slow or stuck
 // link cannot hold a generation hostage. Caller holds s.mu.
 func (s *Swarm) expireWants(now time.Time) {
+	limits := map[*conn]time.Duration{}
 	for _, g := range s.active {
 		gen := s.gens[g]
 		gen.mu.Lock()
 		var stale map[*conn]int
 		for _, p := range gen.pending {
-			if now.Sub(p.at) > wantTimeout {
+			limit, ok := limits[p.c]
+			if !ok {
+				limit = s.wantLimit(p.c)
+				limits[p.c] = limit
+			}
+			if now.Sub(p.at) > limit {
 				if stale == nil {
 					stale = map[*conn]int{}
 				}
@@ -221,6 +238,19 @@ func (s *Swarm) expireWants(now time.Time) {
 			c.depth = max(2, c.depth/2)
 		}
 	}
+}
+
+// wantLimit is how long a want to c may wait: three times what c's
+// pipeline takes to drain at the rate c has been delivering, within
+// [minWantTimeout, wantTimeout]. A link that stalls on the last blocks of
+// a generation then holds it up for a second or so, not for wantTimeout.
+func (s *Swarm) wantLimit(c *conn) time.Duration {
+	rate := c.recvRate.rate()
+	if rate < 1 {
+		return wantTimeout
+	}
+	d := time.Duration(3 * float64(c.depth*s.m.BlockSize) / rate * float64(time.Second))
+	return min(wantTimeout, max(minWantTimeout, d))
 }
 
 // need returns how many more blocks of g to ask for, counting wants
@@ -285,9 +315,10 @@ func (s *Swarm) othersCanHelp(c *conn, g int) bool {
 }
 
 // pick chooses the generation to ask c for: an active generation c can help
-// with that still needs blocks (the one closest to completion, or the
-// earliest when streaming); else a new generation if a slot is free. Caller
-// holds s.mu.
+// with that still needs blocks, the earliest first, so that the file's
+// verified prefix grows steadily (the whole-file hash follows it, and so
+// does --stream); else a new generation if a slot is free. Caller holds
+// s.mu.
 func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 	best, bestScore, bestUrgent := -1, -1, false
 	for _, a := range s.active {
@@ -295,11 +326,7 @@ func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 		if !ok || s.need(a, c.holds(a)) <= 0 {
 			continue
 		}
-		score := int(s.gens[a].rank.Load()) + int(s.gens[a].npending.Load())
-		if s.cfg.Stream {
-			score = len(s.gens) - a
-		}
-		if score > bestScore {
+		if score := len(s.gens) - a; score > bestScore {
 			best, bestScore, bestUrgent = a, score, u
 		}
 	}

@@ -259,10 +259,9 @@ func (s *Swarm) setKey(key [32]byte, checks int, from *conn) {
 // requestSums keeps the checksums of enough generations on hand: it asks
 // the origin, a chunk at a time, for generations we lack, until at least
 // four chunks' worth are ready or on their way beyond those being decoded.
-// Chunks are taken in a random order per downloader (in order when
-// streaming), so that peers start on different generations and the origin
-// computes checksums as they are needed rather than all at once. Caller
-// holds s.mu.
+// Chunks are taken in order, the order in which generations are opened
+// from seeds (see choose), so that the origin computes checksums as they
+// are needed rather than all at once. Caller holds s.mu.
 func (s *Swarm) requestSums() {
 	c := s.sumsFrom
 	if c == nil || s.cfg.Out == nil {
@@ -276,9 +275,6 @@ func (s *Swarm) requestSums() {
 		s.sumsOrder = make([]int, n)
 		for i := range s.sumsOrder {
 			s.sumsOrder[i] = i
-		}
-		if !s.cfg.Stream {
-			rand.Shuffle(n, func(i, j int) { s.sumsOrder[i], s.sumsOrder[j] = s.sumsOrder[j], s.sumsOrder[i] })
 		}
 	}
 	spare := 0

@@ -206,6 +206,7 @@ type Swarm struct {
 	dials       map[string]*backoff
 	lastReplace time.Time  // when a link was last dropped to make room
 	rng         *rand.Rand // for coefficient vectors drawn by the scheduler
+	lastExpire  time.Time  // when the scheduler last gave up stale wants
 	encRand     *rand.Rand // unused by Combine; given to encoders so they do not seed their own
 
 	stats struct {
