@@ -65,8 +65,9 @@ type conn struct {
 	pendingGens map[int]int   // generations with wants outstanding to it, and how many
 	depth       int
 	lastBlock   time.Time
-	unsolicited int // blocks nobody asked for
-	late        int // blocks asked for and since given up on, that may still come
+	limit       time.Duration // how long a want to it may wait (see wantLimit); 0 before its first block
+	unsolicited int           // blocks nobody asked for
+	late        int           // blocks asked for and since given up on, that may still come
 
 	// Sender side.
 	qmu        sync.Mutex
@@ -595,6 +596,7 @@ func (c *conn) onBlock(b wire.Block) error {
 	// Match it to a want and take the want off the books.
 	s.mu.Lock()
 	c.lastBlock = time.Now()
+	c.limit = s.wantLimit(c)
 	gen.mu.Lock()
 	// The want with exactly this vector, else one that left the vector to
 	// the sender.

@@ -214,16 +214,14 @@ func (s *Swarm) activate(gen *generation) {
 // expireWants gives up wants that waited too long, so that a slow or stuck
 // link cannot hold a generation hostage. Caller holds s.mu.
 func (s *Swarm) expireWants(now time.Time) {
-	limits := map[*conn]time.Duration{}
 	for _, g := range s.active {
 		gen := s.gens[g]
 		gen.mu.Lock()
 		var stale map[*conn]int
 		for _, p := range gen.pending {
-			limit, ok := limits[p.c]
-			if !ok {
-				limit = s.wantLimit(p.c)
-				limits[p.c] = limit
+			limit := p.c.limit
+			if limit == 0 {
+				limit = wantTimeout
 			}
 			if now.Sub(p.at) > limit {
 				if stale == nil {
@@ -242,8 +240,11 @@ func (s *Swarm) expireWants(now time.Time) {
 
 // wantLimit is how long a want to c may wait: three times what c's
 // pipeline takes to drain at the rate c has been delivering, within
-// [minWantTimeout, wantTimeout]. A link that stalls on the last blocks of
-// a generation then holds it up for a second or so, not for wantTimeout.
+// [minWantTimeout, wantTimeout]. It is taken as blocks arrive (conn.limit),
+// not when checking: a link that stalls has a rate that decays towards
+// zero, and would be given the longest wait exactly when it deserves the
+// shortest. A link that stalls on the last blocks of a generation then
+// holds it up for a second or so, not for wantTimeout.
 func (s *Swarm) wantLimit(c *conn) time.Duration {
 	rate := c.recvRate.rate()
 	if rate < 1 {
