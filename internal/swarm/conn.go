@@ -55,19 +55,20 @@ type conn struct {
 	started  time.Time
 
 	// Receiver side, guarded by s.mu.
-	remote      []byte        // the neighbour's rank per generation; nil before State
-	remoteDone  bool          // the neighbour holds everything
-	useless     []bool        // its offers of g held nothing new, since its last Have
-	capped      []bool        // it is a seed that declined g as sent often enough
-	noUnits     bool          // it declined a unit vector as already sent: ask it for random ones
-	offerReqs   map[int][]int // per generation, counts of Requests not yet answered (FIFO)
-	wantsOut    int           // blocks asked of it and not yet received
-	pendingGens map[int]int   // generations with wants outstanding to it, and how many
-	depth       int
-	lastBlock   time.Time
-	limit       time.Duration // how long a want to it may wait (see wantLimit); 0 before its first block
-	unsolicited int           // blocks nobody asked for
-	late        int           // blocks asked for and since given up on, that may still come
+	remote       []byte        // the neighbour's rank per generation; nil before State
+	remoteDone   bool          // the neighbour holds everything
+	useless      []bool        // its offers of g held nothing new, since its last Have
+	capped       []bool        // it is a seed that declined g as sent often enough
+	noUnits      bool          // it declined a unit vector as already sent: ask it for random ones
+	offerReqs    map[int][]int // per generation, counts of Requests not yet answered (FIFO)
+	wantsOut     int           // blocks asked of it and not yet received
+	pendingGens  map[int]int   // generations with wants outstanding to it, and how many
+	depth        int
+	lastBlock    time.Time
+	limit        time.Duration // how long a want to it may wait (see wantLimit); 0 before its first block
+	stalledUntil time.Time     // its wants timed out: ask it for nothing new before then
+	unsolicited  int           // blocks nobody asked for
+	late         int           // blocks asked for and since given up on, that may still come
 
 	// Sender side.
 	qmu        sync.Mutex

@@ -18,6 +18,12 @@ const (
 	// minWantTimeout: the least a want may wait on a link that delivers
 	// fast (see wantLimit).
 	minWantTimeout = 750 * time.Millisecond
+	// endgameAfter: a generation whose last blocks are all asked for and
+	// that got none for this long gives those wants up and asks others.
+	endgameAfter = 500 * time.Millisecond
+	// stallPause: a link whose wants were given up is asked for nothing
+	// new for this long.
+	stallPause = 2 * time.Second
 	// urgentAfter: a generation without progress this long may ask a seed
 	// past its cap.
 	urgentAfter = time.Second
@@ -218,10 +224,17 @@ func (s *Swarm) expireWants(now time.Time) {
 		gen := s.gens[g]
 		gen.mu.Lock()
 		var stale map[*conn]int
+		// Endgame: a generation that only waits for what it asked for, and
+		// has waited endgameAfter since its last block, asks elsewhere.
+		endgame := gen.npending.Load() > 0 && int(gen.rank.Load())+int(gen.npending.Load()) >= gen.blocks &&
+			now.Sub(time.Unix(0, gen.progress.Load())) > endgameAfter
 		for _, p := range gen.pending {
 			limit := p.c.limit
 			if limit == 0 {
 				limit = wantTimeout
+			}
+			if endgame {
+				limit = min(limit, endgameAfter)
 			}
 			if now.Sub(p.at) > limit {
 				if stale == nil {
@@ -234,6 +247,7 @@ func (s *Swarm) expireWants(now time.Time) {
 		for c, n := range stale {
 			s.dropWants(c, g, n, true)
 			c.depth = max(2, c.depth/2)
+			c.stalledUntil = now.Add(stallPause)
 		}
 	}
 }
@@ -273,7 +287,7 @@ func (s *Swarm) need(g int, direct bool) int {
 func (s *Swarm) usable(c *conn, g int, now time.Time) (ok, urgent bool) {
 	gen := s.gens[g]
 	r := int(c.remote[g])
-	if r == 0 || gen.complete.Load() || !gen.hasSums.Load() {
+	if r == 0 || gen.complete.Load() || !gen.hasSums.Load() || now.Before(c.stalledUntil) {
 		return false, false
 	}
 	if r < gen.blocks {
