@@ -735,7 +735,7 @@ func (s *Swarm) broadcastHave(g, rank int) {
 }
 
 // haveEvery is how often coalesced rank changes are announced.
-const haveEvery = 10 * time.Millisecond
+const haveEvery = 25 * time.Millisecond
 
 // flushHaves sends the rank changes recorded since the last call.
 func (s *Swarm) flushHaves() {
