@@ -24,6 +24,9 @@ const (
 	// stallPause: a link whose wants were given up is asked for nothing
 	// new for this long.
 	stallPause = 2 * time.Second
+	// deadAfter: a link whose peer acknowledges nothing this long, with
+	// data on the way, is closed.
+	deadAfter = 3 * time.Second
 	// urgentAfter: a generation without progress this long may ask a seed
 	// past its cap.
 	urgentAfter = time.Second
@@ -424,7 +427,7 @@ func (s *Swarm) choose(c *conn, now time.Time) (int, bool) {
 func (s *Swarm) maintain() {
 	s.mu.Lock()
 	complete := s.isComplete()
-	var idle []*conn
+	var idle, dead []*conn
 	for c := range s.conns {
 		if complete && c.remoteDone && c.remote != nil {
 			idle = append(idle, c)
@@ -432,6 +435,14 @@ func (s *Swarm) maintain() {
 	}
 	if victim := s.replaceable(); victim != nil {
 		idle = append(idle, victim)
+	}
+	// A neighbour that has acknowledged nothing for deadAfter while data
+	// waits for it is gone (a host switched off leaves no FIN or RST):
+	// drop it, so that its wants and unacknowledged bytes stop counting.
+	for c := range s.conns {
+		if _, silent := unacked(c.nc.NetConn()); silent > deadAfter {
+			dead = append(dead, c)
+		}
 	}
 	want := s.cfg.MaxPeers - len(s.conns)
 	var dial []PeerAddr
@@ -456,6 +467,10 @@ func (s *Swarm) maintain() {
 	s.mu.Unlock()
 	for _, c := range idle {
 		go c.close(wire.ByeNormal, "both complete or replaced")
+	}
+	for _, c := range dead {
+		s.log.Info("neighbour stopped acknowledging; dropping it", "peer", c.peer.Short())
+		go c.close(wire.ByeNormal, "no acknowledgement")
 	}
 	for _, p := range dial {
 		go func(p PeerAddr) {

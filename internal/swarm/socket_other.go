@@ -2,7 +2,10 @@
 
 package swarm
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 func (n *Node) tuneSocket(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -11,4 +14,4 @@ func (n *Node) tuneSocket(c net.Conn) {
 }
 
 // unacked is not known here: everything written counts as delivered.
-func unacked(net.Conn) int64 { return 0 }
+func unacked(net.Conn) (int64, time.Duration) { return 0, 0 }

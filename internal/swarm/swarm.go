@@ -384,7 +384,8 @@ func (s *Swarm) Stats() Stats {
 	var queued int64
 	for c := range s.conns {
 		// Counted as payload whatever they hold: the estimate errs low.
-		queued += c.buffered.Load() + unacked(c.nc.NetConn())
+		n, _ := unacked(c.nc.NetConn())
+		queued += c.buffered.Load() + n
 	}
 	s.mu.Unlock()
 	st.Delivered = max(0, st.Sent-queued)
