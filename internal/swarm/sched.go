@@ -236,7 +236,9 @@ func (s *Swarm) expireWants(now time.Time) {
 			if limit == 0 {
 				limit = wantTimeout
 			}
-			if endgame {
+			if endgame && p.c.role != wire.RoleOrigin {
+				// Not a seed's: it serves every downloader from one
+				// queue, and what is asked of it again is sent again.
 				limit = min(limit, endgameAfter)
 			}
 			if now.Sub(p.at) > limit {
