@@ -68,7 +68,7 @@ type conn struct {
 	limit        time.Duration // how long a want to it may wait (see wantLimit); 0 before its first block
 	stalledUntil time.Time     // its wants timed out: ask it for nothing new before then
 	unsolicited  int           // blocks nobody asked for
-	late         int           // blocks asked for and since given up on, that may still come
+	late         map[int]int   // per generation, blocks asked for and since given up on, that may still come (or be rejected)
 
 	// Sender side.
 	qmu        sync.Mutex
@@ -101,7 +101,7 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	c := &conn{
 		s: s, nc: tc, peer: peer, addr: addr, role: h.Role, outbound: outbound,
 		started: time.Now(), depth: s.cfg.Depth,
-		offerReqs: map[int][]int{}, pendingGens: map[int]int{},
+		offerReqs: map[int][]int{}, pendingGens: map[int]int{}, late: map[int]int{},
 		signal: make(chan struct{}, 1), closed: make(chan struct{}),
 		remoteDone: h.Complete,
 	}
@@ -277,8 +277,8 @@ func (s *Swarm) dropWants(c *conn, g, n int, late bool) int {
 		delete(c.pendingGens, g)
 	}
 	c.wantsOut = max(0, c.wantsOut-dropped)
-	if late {
-		c.late += dropped
+	if late && dropped > 0 {
+		c.late[g] += dropped
 	}
 	return dropped
 }
@@ -295,7 +295,7 @@ func (s *Swarm) mootWants(g int, moot []pendingWant) {
 		if c.pendingGens[g]--; c.pendingGens[g] <= 0 {
 			delete(c.pendingGens, g)
 		}
-		c.late++
+		c.late[g]++
 	}
 }
 
@@ -558,7 +558,17 @@ func (c *conn) onWant(w wire.Want) error {
 func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	s := c.s
 	s.mu.Lock()
-	s.dropWants(c, g, n, false)
+	// A sender answers in order, so a reject is for the oldest wants: those
+	// given up on first (their blocks will not come now), then pending ones.
+	if k := min(n, c.late[g]); k > 0 {
+		n -= k
+		if c.late[g] -= k; c.late[g] == 0 {
+			delete(c.late, g)
+		}
+	}
+	if n > 0 {
+		s.dropWants(c, g, n, false)
+	}
 	if c.capped != nil {
 		switch reason {
 		case wire.RejectCapped:
@@ -639,8 +649,10 @@ func (c *conn) onBlock(b wire.Block) error {
 		// A block we gave up waiting for (or never asked for). Use it if it
 		// still brings something new: it may carry the only copy of a
 		// dimension a seed sent.
-		if c.late > 0 {
-			c.late--
+		if c.late[g] > 0 {
+			if c.late[g]--; c.late[g] == 0 {
+				delete(c.late, g)
+			}
 		} else {
 			c.unsolicited++
 			if c.unsolicited > maxUnsolicited {
