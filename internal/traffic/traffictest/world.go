@@ -173,20 +173,37 @@ func StartEdges(edges []traffic.Edge) ([]traffic.Edge, []*Server, error) {
 
 // FailoverResult is what MeasureFailover observed.
 type FailoverResult struct {
-	// Detect is the time from killing the edge until no new client was
-	// sent to it.
+	// Detect is the time from killing the edge until no control node sent
+	// a new client to it any more.
 	Detect time.Duration
+	// PerNode is, for each control node, the time from the kill until that
+	// node stopped answering the dead edge.
+	PerNode []time.Duration
 	// ProbeInterval is the probe interval used.
 	ProbeInterval time.Duration
 }
 
-// MeasureFailover runs the world's edges as real HTTP servers behind a
+// MeasureFailover runs the world's edges as real HTTP servers behind one
 // Manager probing every probeInterval (default fail threshold 3, fast
-// re-probes at a quarter of the interval), routes every client to dub-2
-// by priority, kills dub-2 and returns how long it took until Route stopped
+// re-probes at a quarter of the interval), routes every client to dub-2 by
+// priority, kills dub-2 and returns how long it took until Route stopped
 // answering dub-2. It checks that dub-2 is not answered again afterwards.
 func MeasureFailover(ctx context.Context, probeInterval time.Duration) (FailoverResult, error) {
+	return MeasureFailoverNodes(ctx, probeInterval, nil)
+}
+
+// MeasureFailoverNodes is MeasureFailover with one control node per store
+// in stores, each probing on its own and voting in its store; give them
+// one shared store (a RedisStore each on the same Redis and prefix, or the
+// same MemStore) to measure control nodes acting as one: an edge is then
+// down only once most of them have seen it fail, and every node must
+// stop answering it. With no stores one node runs on a new MemStore. The
+// stores must be empty.
+func MeasureFailoverNodes(ctx context.Context, probeInterval time.Duration, stores []traffic.Store) (FailoverResult, error) {
 	res := FailoverResult{ProbeInterval: probeInterval}
+	if len(stores) == 0 {
+		stores = []traffic.Store{nil}
+	}
 	edges, srvs, err := StartEdges(Edges())
 	if err != nil {
 		return res, err
@@ -196,38 +213,58 @@ func MeasureFailover(ctx context.Context, probeInterval time.Duration) (Failover
 			s.Kill()
 		}
 	}()
-	m, err := traffic.New(ctx, traffic.Config{Map: Map(), ProbeInterval: probeInterval, NodeID: "measure"})
-	if err != nil {
-		return res, err
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	if err := Register(ctx, m, edges); err != nil {
+	var ms []*traffic.Manager
+	var dones []chan error
+	defer func() {
+		cancel()
+		for _, d := range dones {
+			<-d
+		}
+	}()
+	for i, st := range stores {
+		m, err := traffic.New(ctx, traffic.Config{Store: st, Map: Map(), ProbeInterval: probeInterval, NodeID: fmt.Sprintf("measure-%d", i)})
+		if err != nil {
+			return res, err
+		}
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		ms, dones = append(ms, m), append(dones, done)
+	}
+	if err := Register(ctx, ms[0], edges); err != nil {
 		return res, err
 	}
 	p, err := traffic.ParsePolicy([]byte(`{"name":"p","route":{"method":"priority","targets":[{"edge":"dub-2"},{"edge":"dub-1"}]}}`))
 	if err != nil {
 		return res, err
 	}
-	if err := m.PutPolicy(ctx, p); err != nil {
+	if err := ms[0].PutPolicy(ctx, p); err != nil {
 		return res, err
 	}
-	first := func() (string, error) {
+	first := func(m *traffic.Manager) (string, error) {
 		d, err := m.Route(ctx, traffic.Query{Property: "p", Client: Clients["dublin-eir"], Max: 1})
 		if err != nil || len(d.Edges) == 0 {
 			return "", fmt.Errorf("traffictest: route: %v (origin %q)", err, d.Origin)
 		}
 		return d.Edges[0].ID, nil
 	}
-	// Wait until every edge has been probed healthy once, then let a random
-	// part of the probe interval pass so the kill lands at a random phase.
+	// Wait until every node has seen every edge probed healthy by every
+	// node, then let a random part of the probe interval pass so the kill
+	// lands at a random phase.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ok := true
-		for _, st := range m.Edges() {
-			if st.VotesUp == 0 {
+		for _, m := range ms {
+			st := m.Edges()
+			if len(st) != len(edges) {
+				ok = false
+			}
+			for _, s := range st {
+				if s.VotesUp < len(ms) {
+					ok = false
+				}
+			}
+			if id, err := first(m); err != nil || id != "dub-2" {
 				ok = false
 			}
 		}
@@ -235,33 +272,46 @@ func MeasureFailover(ctx context.Context, probeInterval time.Duration) (Failover
 			break
 		}
 		if time.Now().After(deadline) {
-			return res, fmt.Errorf("traffictest: edges not probed within 10s")
+			return res, fmt.Errorf("traffictest: edges not probed by every node within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(time.Duration(time.Now().UnixNano() % int64(probeInterval)))
-	if id, err := first(); err != nil || id != "dub-2" {
-		return res, fmt.Errorf("traffictest: before the kill routed to %q, %v", id, err)
+	for _, m := range ms {
+		if id, err := first(m); err != nil || id != "dub-2" {
+			return res, fmt.Errorf("traffictest: before the kill routed to %q, %v", id, err)
+		}
 	}
 	srvs[1].Kill()
 	start := time.Now()
-	for {
-		id, err := first()
-		if err != nil {
-			return res, err
-		}
-		if id != "dub-2" {
-			res.Detect = time.Since(start)
-			break
+	res.PerNode = make([]time.Duration, len(ms))
+	for left := len(ms); left > 0; {
+		for i, m := range ms {
+			if res.PerNode[i] != 0 {
+				continue
+			}
+			id, err := first(m)
+			if err != nil {
+				return res, err
+			}
+			if id != "dub-2" {
+				res.PerNode[i] = time.Since(start)
+				left--
+			}
 		}
 		if time.Since(start) > 30*probeInterval+10*time.Second {
 			return res, fmt.Errorf("traffictest: still routing to the dead edge after %v", time.Since(start))
 		}
 		time.Sleep(time.Millisecond)
 	}
+	for _, d := range res.PerNode {
+		res.Detect = max(res.Detect, d)
+	}
 	for range 3 * int(probeInterval/time.Millisecond/10+1) {
-		if id, _ := first(); id == "dub-2" {
-			return res, fmt.Errorf("traffictest: the dead edge came back")
+		for _, m := range ms {
+			if id, _ := first(m); id == "dub-2" {
+				return res, fmt.Errorf("traffictest: the dead edge came back")
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
