@@ -8,8 +8,9 @@
 // (out ^= in); Matrix is the fused form that computes several outputs from
 // several inputs, reading each input once: out_j ^= Σ_i c_ji·in_i.
 //
-// On amd64 with AVX2 the kernels use VPSHUFB nibble tables (the fused ones
-// are generated assembly in kernel_amd64.s); elsewhere, and in every build
+// On amd64 the fused kernels are generated assembly (kernel_amd64.s): with
+// AVX-512 and GFNI one VGF2P8AFFINEQB multiplies 64 bytes by a constant's
+// bit matrix, else with AVX2 VPSHUFB looks up nibble tables; elsewhere, and in every build
 // with the purego tag, a pure-Go twin runs instead. Both always compile and a
 // test asserts that they agree. The functions allocate nothing. Tables are
 // immutable, so every function is safe for concurrent use; a Matrix is not.
@@ -29,6 +30,10 @@ type fieldTables struct {
 	// them: the 16 products c·x for x in 0..15, twice (one copy per 128-bit
 	// lane), then the 16 products c·(x<<4), twice.
 	nib [256][64]byte
+	// aff[c] is the 8×8 bit matrix of multiplication by c as the GFNI
+	// kernels load it (VGF2P8AFFINEQB): byte 7-i, little-endian, holds in
+	// bit j the bit i of c·2^j.
+	aff [256][8]byte
 }
 
 var tab = newTables()
@@ -58,6 +63,13 @@ func newTables() *fieldTables {
 			t.nib[c][16+x] = t.mul[c][x]
 			t.nib[c][32+x] = t.mul[c][x<<4]
 			t.nib[c][48+x] = t.mul[c][x<<4]
+		}
+		for i := 0; i < 8; i++ {
+			var row byte
+			for j := 0; j < 8; j++ {
+				row |= (t.mul[c][1<<j] >> i & 1) << j
+			}
+			t.aff[c][7-i] = row
 		}
 	}
 	return t

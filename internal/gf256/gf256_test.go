@@ -139,7 +139,12 @@ func TestSliceShortOutputPanics(t *testing.T) {
 
 // TestMatrix checks the fused kernels against the pure-Go twin on random
 // shapes, lengths and ranges.
-func TestMatrix(t *testing.T) {
+func TestMatrix(t *testing.T) { checkMatrix(t) }
+
+// checkMatrix checks whichever fused kernels are in use against the pure-Go
+// twin: on random shapes at chosen lengths and ranges, then on a few shapes
+// at every length from 0 to 4160.
+func checkMatrix(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	shapes := [][2]int{{1, 1}, {1, 64}, {4, 10}, {5, 3}, {9, 70}, {16, 64}, {3, 1}, {13, 2}, {0, 4}, {2, 0}}
 	lengths := []int{0, 1, 63, 64, 65, 127, 128, 1000, 4096, 4160 + 7}
@@ -159,27 +164,48 @@ func TestMatrix(t *testing.T) {
 				}
 				for _, add := range []bool{false, true} {
 					for _, rng := range [][2]int{{0, n}, {n / 3, n - n/5}} {
-						lo, hi := rng[0], rng[1]
-						got := make([][]byte, rows)
-						want := make([][]byte, rows)
-						for j := range got {
-							got[j] = randBytes(r, n)
-							want[j] = bytes.Clone(got[j])
-						}
-						m.applyGeneric(in, want, lo, hi, add)
-						if add {
-							m.MulAddRange(in, got, lo, hi)
-						} else {
-							m.MulRange(in, got, lo, hi)
-						}
-						for j := range got {
-							if !bytes.Equal(got[j], want[j]) {
-								t.Fatalf("add=%v range [%d,%d): output %d disagrees with the pure-Go kernel", add, lo, hi, j)
-							}
-						}
+						checkProduct(t, &m, r, in, n, rng[0], rng[1], add)
 					}
 				}
 			})
+		}
+	}
+	// Every length: the 64-byte body, the 128-byte columns of one output,
+	// the tiles from 1 KiB and the pure-Go tail all meet somewhere here.
+	for _, sh := range [][2]int{{1, 9}, {2, 1}, {5, 3}} {
+		rows, cols := sh[0], sh[1]
+		m.Reset(rows, cols, randBytes(r, rows*cols))
+		in := make([][]byte, cols)
+		for i := range in {
+			in[i] = randBytes(r, 4160)
+		}
+		for n := 0; n <= 4160; n++ {
+			for _, add := range []bool{false, true} {
+				checkProduct(t, &m, r, in, n, 0, n, add)
+			}
+		}
+	}
+}
+
+// checkProduct applies m over [lo, hi) to outputs of n random bytes and
+// compares them with the pure-Go twin's.
+func checkProduct(t *testing.T, m *Matrix, r *rand.Rand, in [][]byte, n, lo, hi int, add bool) {
+	t.Helper()
+	got := make([][]byte, m.Rows())
+	want := make([][]byte, m.Rows())
+	for j := range got {
+		got[j] = randBytes(r, n)
+		want[j] = bytes.Clone(got[j])
+	}
+	m.applyGeneric(in, want, lo, hi, add)
+	if add {
+		m.MulAddRange(in, got, lo, hi)
+	} else {
+		m.MulRange(in, got, lo, hi)
+	}
+	for j := range got {
+		if !bytes.Equal(got[j], want[j]) {
+			t.Fatalf("%dx%d, %d bytes, add=%v, range [%d,%d): output %d disagrees with the pure-Go kernel", m.Rows(), m.Cols(), n, add, lo, hi, j)
 		}
 	}
 }

@@ -8,9 +8,15 @@ import "golang.org/x/sys/cpu"
 // fixed when the package is initialised.
 var useKernels = cpu.X86.HasAVX2
 
+// useGFNI reports whether the fused kernels are the AVX-512 GFNI ones
+// (mulGFNI*) rather than the AVX2 nibble-table ones. It is fixed when the
+// package is initialised (tests flip it to check both sets).
+var useGFNI = useKernels && cpu.X86.HasAVX512F && cpu.X86.HasAVX512GFNI
+
 // The generated kernels (kernel_amd64.s) compute 1 to 4 outputs from
 // len(in) >= 1 inputs over bytes [start, start+n) with n a multiple of 64;
-// the Xor forms accumulate into the outputs. tables is laid out as in Matrix.
+// the Xor forms accumulate into the outputs. tables is laid out as in Matrix:
+// nibble tables for mulAVX2*, bit matrices for mulGFNI*.
 
 //go:noescape
 func mulAVX2x1(tables []byte, in, out [][]byte, start, n int)
@@ -48,6 +54,30 @@ func mulAVX2Single3Xor(tables []byte, in, out [][]byte, start, n int)
 //go:noescape
 func mulAVX2Single4Xor(tables []byte, in, out [][]byte, start, n int)
 
+//go:noescape
+func mulGFNIx1(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx1Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx2(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx2Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx3(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx3Xor(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx4(tables []byte, in, out [][]byte, start, n int)
+
+//go:noescape
+func mulGFNIx4Xor(tables []byte, in, out [][]byte, start, n int)
+
 // callSingle runs the one-input accumulating kernel for w outputs.
 func callSingle(w int, tables []byte, in, out [][]byte, start, n int) {
 	switch w {
@@ -66,6 +96,10 @@ func callSingle(w int, tables []byte, in, out [][]byte, start, n int) {
 // not a table of function values, so that escape analysis can see that the
 // slices do not escape.
 func callKernel(w int, add bool, tables []byte, in, out [][]byte, start, n int) {
+	if useGFNI {
+		callGFNI(w, add, tables, in, out, start, n)
+		return
+	}
 	switch {
 	case w == 1 && !add:
 		mulAVX2x1(tables, in, out, start, n)
@@ -83,6 +117,28 @@ func callKernel(w int, add bool, tables []byte, in, out [][]byte, start, n int) 
 		mulAVX2x4(tables, in, out, start, n)
 	default:
 		mulAVX2x4Xor(tables, in, out, start, n)
+	}
+}
+
+// callGFNI is callKernel for the GFNI kernels.
+func callGFNI(w int, add bool, tables []byte, in, out [][]byte, start, n int) {
+	switch {
+	case w == 1 && !add:
+		mulGFNIx1(tables, in, out, start, n)
+	case w == 1:
+		mulGFNIx1Xor(tables, in, out, start, n)
+	case w == 2 && !add:
+		mulGFNIx2(tables, in, out, start, n)
+	case w == 2:
+		mulGFNIx2Xor(tables, in, out, start, n)
+	case w == 3 && !add:
+		mulGFNIx3(tables, in, out, start, n)
+	case w == 3:
+		mulGFNIx3Xor(tables, in, out, start, n)
+	case !add:
+		mulGFNIx4(tables, in, out, start, n)
+	default:
+		mulGFNIx4Xor(tables, in, out, start, n)
 	}
 }
 
@@ -115,22 +171,23 @@ func (m *Matrix) apply(in, out [][]byte, lo, hi int, add bool) {
 	if mid-lo >= tileMinLen {
 		tile = tileInputs
 	}
+	e := tableEntry()
 	for start := lo; start < mid; start += step {
 		n := min(step, mid-start)
 		t := m.tables
 		for g := 0; g < m.rows; g += 4 {
 			w := min(4, m.rows-g)
 			o := out[g : g+w]
-			if m.cols == 1 && add {
+			if m.cols == 1 && add && !useGFNI {
 				callSingle(w, t, in, o, start, n)
-				t = t[w*64:]
+				t = t[w*e:]
 				continue
 			}
 			for i := 0; i < m.cols; i += tile {
 				j := min(i+tile, m.cols)
-				callKernel(w, add || i > 0, t[i*w*64:j*w*64], in[i:j], o, start, n)
+				callKernel(w, add || i > 0, t[i*w*e:j*w*e], in[i:j], o, start, n)
 			}
-			t = t[w*m.cols*64:]
+			t = t[w*m.cols*e:]
 		}
 	}
 	if mid < hi {

@@ -1784,3 +1784,416 @@ mulAVX2Single4Xor_loop:
 mulAVX2Single4Xor_done:
 	VZEROUPPER
 	RET
+
+// func mulGFNIx1(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx1(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx1_done
+mulGFNIx1_wide:
+	CMPQ R10, $128
+	JB   mulGFNIx1_wide_end
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx1_wide_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VMOVDQU64 64(R11)(R9*1), Z17
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z17, Z21
+	VPXORQ Z21, Z1, Z1
+	ADDQ $24, BX
+	ADDQ $8, CX
+	DECQ R12
+	JNZ  mulGFNIx1_wide_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	VMOVDQU64 Z1, 64(R11)(R9*1)
+	ADDQ $128, R9
+	SUBQ $128, R10
+	JMP  mulGFNIx1_wide
+mulGFNIx1_wide_end:
+mulGFNIx1_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx1_narrow_end
+	VPXORQ Z0, Z0, Z0
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx1_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	ADDQ $24, BX
+	ADDQ $8, CX
+	DECQ R12
+	JNZ  mulGFNIx1_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx1_narrow
+mulGFNIx1_narrow_end:
+mulGFNIx1_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx1Xor(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx1Xor(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx1Xor_done
+mulGFNIx1Xor_wide:
+	CMPQ R10, $128
+	JB   mulGFNIx1Xor_wide_end
+	MOVQ 0(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z0
+	VMOVDQU64 64(R11)(R9*1), Z1
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx1Xor_wide_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VMOVDQU64 64(R11)(R9*1), Z17
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z17, Z21
+	VPXORQ Z21, Z1, Z1
+	ADDQ $24, BX
+	ADDQ $8, CX
+	DECQ R12
+	JNZ  mulGFNIx1Xor_wide_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	VMOVDQU64 Z1, 64(R11)(R9*1)
+	ADDQ $128, R9
+	SUBQ $128, R10
+	JMP  mulGFNIx1Xor_wide
+mulGFNIx1Xor_wide_end:
+mulGFNIx1Xor_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx1Xor_narrow_end
+	MOVQ 0(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z0
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx1Xor_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	ADDQ $24, BX
+	ADDQ $8, CX
+	DECQ R12
+	JNZ  mulGFNIx1Xor_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx1Xor_narrow
+mulGFNIx1Xor_narrow_end:
+mulGFNIx1Xor_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx2(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx2(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx2_done
+mulGFNIx2_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx2_narrow_end
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx2_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 8(CX), Z16, Z20
+	VPXORQ Z20, Z1, Z1
+	ADDQ $24, BX
+	ADDQ $16, CX
+	DECQ R12
+	JNZ  mulGFNIx2_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	MOVQ 24(DI), R11
+	VMOVDQU64 Z1, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx2_narrow
+mulGFNIx2_narrow_end:
+mulGFNIx2_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx2Xor(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx2Xor(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx2Xor_done
+mulGFNIx2Xor_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx2Xor_narrow_end
+	MOVQ 0(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z0
+	MOVQ 24(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z1
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx2Xor_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 8(CX), Z16, Z20
+	VPXORQ Z20, Z1, Z1
+	ADDQ $24, BX
+	ADDQ $16, CX
+	DECQ R12
+	JNZ  mulGFNIx2Xor_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	MOVQ 24(DI), R11
+	VMOVDQU64 Z1, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx2Xor_narrow
+mulGFNIx2Xor_narrow_end:
+mulGFNIx2Xor_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx3(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx3(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx3_done
+mulGFNIx3_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx3_narrow_end
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx3_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 8(CX), Z16, Z20
+	VPXORQ Z20, Z1, Z1
+	VGF2P8AFFINEQB.BCST $0, 16(CX), Z16, Z20
+	VPXORQ Z20, Z2, Z2
+	ADDQ $24, BX
+	ADDQ $24, CX
+	DECQ R12
+	JNZ  mulGFNIx3_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	MOVQ 24(DI), R11
+	VMOVDQU64 Z1, 0(R11)(R9*1)
+	MOVQ 48(DI), R11
+	VMOVDQU64 Z2, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx3_narrow
+mulGFNIx3_narrow_end:
+mulGFNIx3_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx3Xor(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx3Xor(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx3Xor_done
+mulGFNIx3Xor_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx3Xor_narrow_end
+	MOVQ 0(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z0
+	MOVQ 24(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z1
+	MOVQ 48(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z2
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx3Xor_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 8(CX), Z16, Z20
+	VPXORQ Z20, Z1, Z1
+	VGF2P8AFFINEQB.BCST $0, 16(CX), Z16, Z20
+	VPXORQ Z20, Z2, Z2
+	ADDQ $24, BX
+	ADDQ $24, CX
+	DECQ R12
+	JNZ  mulGFNIx3Xor_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	MOVQ 24(DI), R11
+	VMOVDQU64 Z1, 0(R11)(R9*1)
+	MOVQ 48(DI), R11
+	VMOVDQU64 Z2, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx3Xor_narrow
+mulGFNIx3Xor_narrow_end:
+mulGFNIx3Xor_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx4(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx4(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx4_done
+mulGFNIx4_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx4_narrow_end
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx4_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 8(CX), Z16, Z20
+	VPXORQ Z20, Z1, Z1
+	VGF2P8AFFINEQB.BCST $0, 16(CX), Z16, Z20
+	VPXORQ Z20, Z2, Z2
+	VGF2P8AFFINEQB.BCST $0, 24(CX), Z16, Z20
+	VPXORQ Z20, Z3, Z3
+	ADDQ $24, BX
+	ADDQ $32, CX
+	DECQ R12
+	JNZ  mulGFNIx4_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	MOVQ 24(DI), R11
+	VMOVDQU64 Z1, 0(R11)(R9*1)
+	MOVQ 48(DI), R11
+	VMOVDQU64 Z2, 0(R11)(R9*1)
+	MOVQ 72(DI), R11
+	VMOVDQU64 Z3, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx4_narrow
+mulGFNIx4_narrow_end:
+mulGFNIx4_done:
+	VZEROUPPER
+	RET
+
+// func mulGFNIx4Xor(tables []byte, in [][]byte, out [][]byte, start int, n int)
+TEXT ·mulGFNIx4Xor(SB), NOSPLIT, $0-88
+	MOVQ tables_base+0(FP), DX
+	MOVQ in_base+24(FP), SI
+	MOVQ in_len+32(FP), R8
+	MOVQ out_base+48(FP), DI
+	MOVQ start+72(FP), R9
+	MOVQ n+80(FP), R10
+	TESTQ R8, R8
+	JZ   mulGFNIx4Xor_done
+mulGFNIx4Xor_narrow:
+	CMPQ R10, $64
+	JB   mulGFNIx4Xor_narrow_end
+	MOVQ 0(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z0
+	MOVQ 24(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z1
+	MOVQ 48(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z2
+	MOVQ 72(DI), R11
+	VMOVDQU64 0(R11)(R9*1), Z3
+	MOVQ SI, BX
+	MOVQ DX, CX
+	MOVQ R8, R12
+mulGFNIx4Xor_narrow_inputs:
+	MOVQ (BX), R11
+	VMOVDQU64 0(R11)(R9*1), Z16
+	VGF2P8AFFINEQB.BCST $0, 0(CX), Z16, Z20
+	VPXORQ Z20, Z0, Z0
+	VGF2P8AFFINEQB.BCST $0, 8(CX), Z16, Z20
+	VPXORQ Z20, Z1, Z1
+	VGF2P8AFFINEQB.BCST $0, 16(CX), Z16, Z20
+	VPXORQ Z20, Z2, Z2
+	VGF2P8AFFINEQB.BCST $0, 24(CX), Z16, Z20
+	VPXORQ Z20, Z3, Z3
+	ADDQ $24, BX
+	ADDQ $32, CX
+	DECQ R12
+	JNZ  mulGFNIx4Xor_narrow_inputs
+	MOVQ 0(DI), R11
+	VMOVDQU64 Z0, 0(R11)(R9*1)
+	MOVQ 24(DI), R11
+	VMOVDQU64 Z1, 0(R11)(R9*1)
+	MOVQ 48(DI), R11
+	VMOVDQU64 Z2, 0(R11)(R9*1)
+	MOVQ 72(DI), R11
+	VMOVDQU64 Z3, 0(R11)(R9*1)
+	ADDQ $64, R9
+	SUBQ $64, R10
+	JMP  mulGFNIx4Xor_narrow
+mulGFNIx4Xor_narrow_end:
+mulGFNIx4Xor_done:
+	VZEROUPPER
+	RET

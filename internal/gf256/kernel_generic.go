@@ -5,6 +5,9 @@ package gf256
 // useKernels is false: this build has no fused assembly kernels.
 const useKernels = false
 
+// useGFNI is false: this build has no GFNI kernels.
+const useGFNI = false
+
 // sliceBlock is the width of the column blocks in which apply works, so that
 // the block of each output stays in L1 while the inputs stream past it.
 const sliceBlock = 4096

@@ -12,8 +12,8 @@ import "fmt"
 // eight inputs (the hardware prefetchers follow eight streams, not
 // sixty-four), each tile's partial sum accumulated in the outputs, which
 // stay in L1/L2.
-// Preparing the coefficients (Reset) costs 64 bytes of table per
-// coefficient; a Matrix keeps its buffers across Resets, so reusing one for
+// Preparing the coefficients (Reset) costs 8 (GFNI) or 64 (AVX2) bytes of
+// table per coefficient; a Matrix keeps its buffers across Resets, so reusing one for
 // many shapes allocates only when it has to grow.
 //
 // The zero Matrix is an empty 0×0 matrix ready for Reset. A Matrix is not
@@ -22,9 +22,11 @@ import "fmt"
 type Matrix struct {
 	rows, cols int
 	coeffs     []byte // rows·cols coefficients, row-major
-	// tables holds the kernels' nibble tables: for each group of up to four
+	// tables holds the kernels' tables: for each group of up to four
 	// consecutive outputs, for each input, for each output of the group, the
-	// 64-byte entry nib[c_ji]. Only filled when the assembly kernels are in use.
+	// entry of c_ji — aff[c_ji] (8 bytes) for the GFNI kernels, nib[c_ji]
+	// (64 bytes) for the AVX2 ones. Only filled when the assembly kernels are
+	// in use.
 	tables []byte
 }
 
@@ -49,17 +51,31 @@ func (m *Matrix) Reset(rows, cols int, coeffs []byte) {
 	if !useKernels {
 		return
 	}
-	m.tables = grow(m.tables, rows*cols*64)
+	e := tableEntry()
+	m.tables = grow(m.tables, rows*cols*e)
 	t := m.tables
 	for g := 0; g < rows; g += 4 {
 		w := min(4, rows-g)
 		for i := 0; i < cols; i++ {
 			for j := g; j < g+w; j++ {
-				copy(t[:64], tab.nib[coeffs[j*cols+i]][:])
-				t = t[64:]
+				if c := coeffs[j*cols+i]; useGFNI {
+					copy(t[:e], tab.aff[c][:])
+				} else {
+					copy(t[:e], tab.nib[c][:])
+				}
+				t = t[e:]
 			}
 		}
 	}
+}
+
+// tableEntry returns the bytes of kernel table per coefficient: a bit
+// matrix of 8 bytes for the GFNI kernels, nibble tables of 64 for AVX2.
+func tableEntry() int {
+	if useGFNI {
+		return 8
+	}
+	return 64
 }
 
 // Rows returns the number of outputs.
