@@ -788,6 +788,25 @@ func (c *conn) writeLoop() {
 	s := c.s
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	defer c.nc.Close()
+	// The socket gathers the TLS records of everything written between
+	// two flushes into one system call (see sockConn); it is not gathering
+	// while the writer waits, so that what TLS writes by itself then (an
+	// alert, a key update) leaves at once.
+	g, _ := c.nc.NetConn().(gatherer)
+	gather := func() {
+		if g != nil {
+			g.Gather()
+		}
+	}
+	flush := func() error {
+		err := bw.Flush()
+		if g != nil {
+			if ferr := g.Flush(); err == nil {
+				err = ferr
+			}
+		}
+		return err
+	}
 	bs := s.m.BlockSize
 	payload := make([]byte, bs)
 	rng := newRand()
@@ -799,11 +818,12 @@ func (c *conn) writeLoop() {
 		case <-c.closed:
 			if c.bye != nil {
 				bw.Write(c.bye)
-				bw.Flush()
+				flush()
 			}
 			return
 		default:
 		}
+		gather()
 		c.qmu.Lock()
 		ctrl := c.ctrl
 		c.ctrl = nil
@@ -822,7 +842,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if !haveWant {
-			if err := bw.Flush(); err != nil {
+			if err := flush(); err != nil {
 				c.close(wire.ByeNormal, "")
 				return
 			}
@@ -844,7 +864,7 @@ func (c *conn) writeLoop() {
 		// Flush what is buffered before waiting for upload tokens, so that
 		// control frames are not held back by the rate limiter.
 		if s.node.up != nil && bw.Buffered() > 0 {
-			if err := bw.Flush(); err != nil {
+			if err := flush(); err != nil {
 				c.close(wire.ByeNormal, "")
 				return
 			}
@@ -853,6 +873,7 @@ func (c *conn) writeLoop() {
 		if err := waitN(c.ctx, s.node.up, bs); err != nil {
 			continue // closing
 		}
+		gather()
 		hdr = wire.BlockHeader(hdr[:0], uint32(w.gen), len(w.v), bs)
 		bw.Write(hdr)
 		bw.Write(w.v)
@@ -870,13 +891,20 @@ func (c *conn) writeLoop() {
 		more := len(c.wants) > 0 && len(c.ctrl) == 0
 		c.qmu.Unlock()
 		if !more {
-			if err := bw.Flush(); err != nil {
+			if err := flush(); err != nil {
 				c.close(wire.ByeNormal, "")
 				return
 			}
 			c.buffered.Store(0)
 		}
 	}
+}
+
+// gatherer is a connection that can gather writes into one system call
+// (sockConn).
+type gatherer interface {
+	Gather()
+	Flush() error
 }
 
 // rateMeter is an exponentially smoothed byte rate.

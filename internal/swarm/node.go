@@ -277,7 +277,7 @@ func (n *Node) accept(raw net.Conn) {
 		return
 	}
 	defer n.releaseConn()
-	n.tuneSocket(raw)
+	raw = n.tuneSocket(raw)
 	raw.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	tc := tls.Server(raw, n.srvTLS)
 	if err := tc.HandshakeContext(n.ctx); err != nil {
@@ -352,7 +352,7 @@ func (n *Node) dial(ctx context.Context, s *Swarm, p PeerAddr) error {
 		n.releaseConn()
 		return err
 	}
-	n.tuneSocket(raw)
+	raw = n.tuneSocket(raw)
 	cfg, err := identity.ClientTLS(n.cfg.Key, p.ID, wire.ALPN)
 	if err != nil {
 		n.releaseConn()

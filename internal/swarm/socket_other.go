@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-func (n *Node) tuneSocket(c net.Conn) {
+func (n *Node) tuneSocket(c net.Conn) net.Conn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	return c
 }
 
 // unacked is not known here: everything written counts as delivered.
