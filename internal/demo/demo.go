@@ -200,7 +200,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			ccancel()
 			<-resCh
 			if err != nil && !errors.Is(err, context.Canceled) && pr.Seconds == 0 {
+				mu.Lock() // the watcher below reads it
 				pr.Error = err.Error()
+				mu.Unlock()
 				return
 			}
 			if res != nil {
@@ -218,13 +220,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for {
 			mu.Lock()
 			n := rep.Completed
-			mu.Unlock()
 			failed := 0
 			for i := range peers {
 				if peers[i].Error != "" {
 					failed++
 				}
 			}
+			mu.Unlock()
 			if n+failed >= cfg.Peers || ctx.Err() != nil {
 				close(done)
 				return
