@@ -1048,3 +1048,144 @@ func TestPOSTResponseReusedForGET(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2StreamLimitEnforced speaks raw h2c to the edge: the server
+// advertises MaxConcurrentStreams in its SETTINGS, and a stream opened
+// beyond that while the others wait on the origin is refused with
+// RST_STREAM, never forwarded.
+func TestHTTP2StreamLimitEnforced(t *testing.T) {
+	const limit = 5
+	release := make(chan struct{})
+	var inflight, peak atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		inflight.Add(-1)
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, "ok")
+	})
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, Limits: Limits{Disabled: true, MaxConcurrentStreams: limit}})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
+		n := len(payload)
+		b := []byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags, byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}
+		return append(b, payload...)
+	}
+	lit := func(nameIdx byte, v string) []byte { // literal without indexing, indexed name
+		return append([]byte{nameIdx, byte(len(v))}, v...)
+	}
+	out := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(0x4, 0, 0, nil)...)
+	for i := 0; i <= limit; i++ { // limit+1 streams: 1, 3, ...
+		hb := []byte{0x82, 0x86} // :method GET, :scheme http
+		hb = append(hb, lit(0x04, fmt.Sprintf("/slow/%d", i))...)
+		hb = append(hb, lit(0x01, "site.test")...)
+		out = append(out, frame(0x1, 0x5, uint32(2*i+1), hb)...) // END_STREAM|END_HEADERS
+	}
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(c)
+	var advertised uint32
+	refused := map[uint32]bool{}
+	answered := map[uint32]bool{}
+	readFrame := func() (typ, flags byte, stream uint32, payload []byte) {
+		var h [9]byte
+		if _, err := io.ReadFull(rd, h[:]); err != nil {
+			t.Fatalf("reading frame: %v (refused %v, answered %v)", err, refused, answered)
+		}
+		payload = make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
+		if _, err := io.ReadFull(rd, payload); err != nil {
+			t.Fatal(err)
+		}
+		return h[3], h[4], uint32(h[5]&0x7f)<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8]), payload
+	}
+	lastStream := uint32(2*limit + 1)
+	for !refused[lastStream] {
+		typ, flags, stream, p := readFrame()
+		switch typ {
+		case 0x4: // SETTINGS
+			if flags&1 == 0 {
+				for i := 0; i+6 <= len(p); i += 6 {
+					if id := uint16(p[i])<<8 | uint16(p[i+1]); id == 0x3 {
+						advertised = uint32(p[i+2])<<24 | uint32(p[i+3])<<16 | uint32(p[i+4])<<8 | uint32(p[i+5])
+					}
+				}
+				c.Write(frame(0x4, 1, 0, nil))
+			}
+		case 0x3: // RST_STREAM
+			refused[stream] = true
+		case 0x7: // GOAWAY
+			t.Fatalf("connection closed with GOAWAY instead of refusing one stream")
+		}
+	}
+	if advertised != limit {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want %d", advertised, limit)
+	}
+	if len(refused) != 1 {
+		t.Errorf("refused streams %v, want only stream %d", refused, lastStream)
+	}
+	for deadline := time.Now().Add(5 * time.Second); inflight.Load() < limit && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := peak.Load(); p != limit {
+		t.Errorf("origin saw %d concurrent requests from one connection, want %d", p, limit)
+	}
+	close(release)
+	for len(answered) < limit {
+		typ, _, stream, _ := readFrame()
+		if typ == 0x1 {
+			answered[stream] = true
+		}
+	}
+	if answered[lastStream] {
+		t.Errorf("the refused stream was answered")
+	}
+}
+
+// TestLivePlaylistCollapsing: when a live playlist's short lifetime runs
+// out, many players asking at once cause one origin fetch.
+func TestLivePlaylistCollapsing(t *testing.T) {
+	clk := newClock()
+	var n atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		w.Header().Set("Date", clk.Now().UTC().Format(http.TimeFormat)) // the origin shares the test clock
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		fmt.Fprintf(w, "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:%d\n", n.Add(1))
+	})
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, Now: clk.Now})
+	for update := 1; update <= 3; update++ {
+		before := o.hits.Load()
+		var wg sync.WaitGroup
+		bodies := make([]string, 30)
+		for i := range bodies {
+			wg.Add(1)
+			go func() { defer wg.Done(); bodies[i] = get(t, e.base+"/live/chunklist.m3u8").body }()
+		}
+		wg.Wait()
+		if got := o.hits.Load() - before; got != 1 {
+			t.Errorf("update %d: 30 concurrent players caused %d origin fetches, want 1", update, got)
+		}
+		for _, b := range bodies {
+			if b != bodies[0] {
+				t.Errorf("update %d: players got different playlists %q and %q", update, b, bodies[0])
+				break
+			}
+		}
+		clk.Add(3 * time.Second) // past playlist_ttl (2 s)
+	}
+}
