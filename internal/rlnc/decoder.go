@@ -26,7 +26,8 @@ import (
 // first, so it is never visible.
 //
 // A Decoder holds n·(B+n) bytes of rows, plus scratch of O(n) and the
-// queue's tables, 128·n bytes per queued block. The rows span the same space
+// queue's tables, 16·n (GFNI kernels) or 128·n (AVX2) bytes per queued block
+// (TestDecoderMemory). The rows span the same space
 // as the blocks received, so a peer recodes from them (Recode) without
 // keeping the blocks a second time.
 //
