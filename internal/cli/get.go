@@ -47,6 +47,8 @@ type getFlags struct {
 	slots          int
 	cpus           int
 	verbose        bool
+	cpuProfile     string
+	memProfile     string
 }
 
 func (g *getFlags) register(env *Env, fs *flag.FlagSet) {
@@ -72,6 +74,8 @@ func (g *getFlags) register(env *Env, fs *flag.FlagSet) {
 	fs.IntVar(&g.slots, "slots", 0, "generations decoded at once (default 8)")
 	fs.IntVar(&g.cpus, "cpus", 1, "cores the engine may keep busy (GOMAXPROCS, when that is not set); one moves over 2 Gbit/s of coded blocks")
 	fs.BoolVar(&g.verbose, "v", false, "log engine events to stderr")
+	fs.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&g.memProfile, "memprofile", "", "write an allocation profile to this file at exit")
 }
 
 // config builds a client.Config from the flags.
@@ -189,6 +193,11 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 		return err
 	}
 	cfg.Content = id
+	stopProfiles, err := startProfiles(g.cpuProfile, g.memProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	tr, err := newTrackerClient(ctx, cfg.Key, g.tracker, g.sources)
 	if err != nil {
 		return err
