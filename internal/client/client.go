@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -78,7 +79,12 @@ type Config struct {
 	// UploadLimit and DownloadLimit in bytes/s; 0 = unlimited.
 	UploadLimit, DownloadLimit int64
 	MaxPeers                   int
-	Allow, Deny                []netip.Prefix
+	// Allow, if non-empty, lists the only prefixes peers may connect from
+	// or be dialed at; Deny lists prefixes they never may (Deny wins). The
+	// seeds the Sources name (the origin's and edges' peer addresses) are
+	// allowed too unless denied: an allow list such as LAN-only restricts
+	// the peers, not the origin or edge the user chose.
+	Allow, Deny []netip.Prefix
 	// Slots and Depth tune the engine (see swarm.Config).
 	Slots, Depth int
 	// MinRate: below this download rate (bytes/s) for FallbackDelay, whole
@@ -192,6 +198,23 @@ type download struct {
 	genCh chan int
 
 	httpBytes int64
+
+	seeds        []swarm.PeerAddr // the sources' seeds, once fetched
+	fetchedSeeds bool
+}
+
+// seedPrefixes returns a single-address prefix for each seed's address.
+func seedPrefixes(seeds []swarm.PeerAddr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range seeds {
+		ap, err := netip.ParseAddrPort(s.Addr)
+		if err != nil {
+			continue
+		}
+		a := ap.Addr().Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out
 }
 
 func (d *download) run(ctx context.Context) (*Result, error) {
@@ -203,9 +226,17 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	allow := d.cfg.Allow
+	if len(allow) > 0 {
+		// The node applies its lists to every link; the sources' seeds are
+		// not peers, so they must be on the allow list or nothing arrives.
+		d.seeds = fetchSeeds(ctx, d.cfg.HTTP, d.cfg.Sources, d.m.ID())
+		d.fetchedSeeds = true
+		allow = append(slices.Clone(allow), seedPrefixes(d.seeds)...)
+	}
 	node, err := swarm.NewNode(ctx, swarm.NodeConfig{
 		Key: d.cfg.Key, UploadLimit: d.cfg.UploadLimit, DownloadLimit: d.cfg.DownloadLimit,
-		Allow: d.cfg.Allow, Deny: d.cfg.Deny, Logger: d.log, AdvertisePort: d.cfg.Advertise,
+		Allow: allow, Deny: d.cfg.Deny, Logger: d.log, AdvertisePort: d.cfg.Advertise,
 	})
 	if err != nil {
 		return nil, err

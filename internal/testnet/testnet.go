@@ -40,6 +40,10 @@ type Config struct {
 	// SeedCap is the origin's per-generation cap (swarm.Config.SeedCap);
 	// default 1.0, negative for none.
 	SeedCap float64
+	// Host is the loopback address the tracker, the origin and its peer
+	// node listen on; default 127.0.0.1. Another one (127.0.0.2) sets the
+	// origin apart from clients, which listen on 127.0.0.1.
+	Host string
 	// Logger receives every component's logs; nil discards.
 	Logger *slog.Logger
 }
@@ -77,6 +81,9 @@ func Start(ctx context.Context, cfg Config) (*Net, error) {
 	if cfg.SeedCap == 0 {
 		cfg.SeedCap = 1.0
 	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -91,7 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Net, error) {
 }
 
 func (n *Net) serve(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.cfg.Host, "0"))
 	if err != nil {
 		return "", err
 	}
@@ -116,7 +123,7 @@ func (n *Net) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.cfg.Host, "0"))
 	if err != nil {
 		return err
 	}
