@@ -1189,3 +1189,19 @@ func TestLivePlaylistCollapsing(t *testing.T) {
 		clk.Add(3 * time.Second) // past playlist_ttl (2 s)
 	}
 }
+
+// TestClientPrefix: the per-prefix buckets group IPv4 clients by /24 and
+// IPv6 clients by /64; IPv4-mapped addresses count as IPv4.
+func TestClientPrefix(t *testing.T) {
+	for _, tc := range []struct{ remote, addr, prefix string }{
+		{"198.51.100.7:5000", "198.51.100.7", "198.51.100.0/24"},
+		{"[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"[::ffff:198.51.100.9]:80", "198.51.100.9", "198.51.100.0/24"},
+		{"not-an-ip", "not-an-ip", "not-an-ip"},
+	} {
+		if addr, prefix := clientPrefix(tc.remote); addr != tc.addr || prefix != tc.prefix {
+			t.Errorf("clientPrefix(%q) = %q, %q; want %q, %q", tc.remote, addr, prefix, tc.addr, tc.prefix)
+		}
+	}
+}
