@@ -27,10 +27,11 @@ func TestFailover(t *testing.T) {
 	}
 	t.Logf("failover with %v probes took %v", res.ProbeInterval, res.Detect)
 	// Expected: up to one interval until the first failed probe, then two
-	// fast re-probes at a quarter of it. The bound leaves room for a
-	// loaded machine.
-	if res.Detect > 3*time.Second {
-		t.Errorf("failover with %v probes took %v, want at most 3s", res.ProbeInterval, res.Detect)
+	// fast re-probes at a quarter of it, about 0.3 s. The bound only
+	// catches a broken detector: under -race on a loaded machine 4 s has
+	// been seen.
+	if res.Detect > 10*time.Second {
+		t.Errorf("failover with %v probes took %v, want well under 10s", res.ProbeInterval, res.Detect)
 	}
 }
 
@@ -44,8 +45,8 @@ func TestFailoverTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("failover with two nodes and %v probes took %v (per node %v)", res.ProbeInterval, res.Detect, res.PerNode)
-	if res.Detect > 3*time.Second {
-		t.Errorf("failover took %v, want at most 3s", res.Detect)
+	if res.Detect > 10*time.Second { // about 0.3 s expected; see TestFailover
+		t.Errorf("failover took %v, want well under 10s", res.Detect)
 	}
 }
 

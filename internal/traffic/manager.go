@@ -58,6 +58,10 @@ type Config struct {
 	// registry. Default 10m.
 	ExpireAfter time.Duration
 	// SyncInterval is how often the shared state is re-read. Default 1s.
+	// While the fresh votes on some edge disagree (other probers may be
+	// about to tip it), it is re-read ten times as often, so that an edge
+	// voted down by another node leaves this node's answers within a
+	// tenth of the interval.
 	SyncInterval time.Duration
 	// DisableProbes turns active probing off (heartbeats still count).
 	DisableProbes bool
@@ -217,7 +221,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.prober.run(ctx) }()
 	}
-	t := time.NewTicker(m.cfg.SyncInterval)
+	t := time.NewTimer(m.syncDelay())
 	defer func() { t.Stop(); wg.Wait() }()
 	for {
 		select {
@@ -229,7 +233,17 @@ func (m *Manager) Run(ctx context.Context) error {
 		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("traffic: sync with the shared state failed; routing on the last snapshot", "err", err)
 		}
+		t.Reset(m.syncDelay())
 	}
+}
+
+// syncDelay is how long Run waits before the next Refresh: SyncInterval,
+// or a tenth of it while the votes on some edge disagree.
+func (m *Manager) syncDelay() time.Duration {
+	if m.snap.Load().contested {
+		return max(m.cfg.SyncInterval/10, 10*time.Millisecond)
+	}
+	return m.cfg.SyncInterval
 }
 
 // poke asks Run to refresh soon.
@@ -319,6 +333,9 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		}
 		if t := tallies[e.ID]; t != nil {
 			e.votesUp, e.votesDown = t.up, t.down
+			if t.up > 0 && t.down > 0 {
+				s.contested = true
+			}
 		}
 		stale := age > m.cfg.HeartbeatTimeout
 		// Down only when most fresh voters say so: one partitioned prober

@@ -69,6 +69,9 @@ type snapshot struct {
 	byID     map[string]int
 	layout   string // IDs and regions; bound policies are reused while it holds
 	policies map[string]*boundPolicy
+	// contested: some edge has fresh votes both ways, so other probers
+	// may be about to change its state; Run syncs faster meanwhile.
+	contested bool
 }
 
 // edgeState is an edge as routing sees it.

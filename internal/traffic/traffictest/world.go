@@ -197,7 +197,8 @@ func MeasureFailover(ctx context.Context, probeInterval time.Duration) (Failover
 // one shared store (a RedisStore each on the same Redis and prefix, or the
 // same MemStore) to measure control nodes acting as one: an edge is then
 // down only once most of them have seen it fail, and every node must
-// stop answering it. With no stores one node runs on a new MemStore. The
+// stop answering it. The nodes start probing out of phase, a fraction of
+// the interval apart. With no stores one node runs on a new MemStore. The
 // stores must be empty.
 func MeasureFailoverNodes(ctx context.Context, probeInterval time.Duration, stores []traffic.Store) (FailoverResult, error) {
 	res := FailoverResult{ProbeInterval: probeInterval}
@@ -223,7 +224,19 @@ func MeasureFailoverNodes(ctx context.Context, probeInterval time.Duration, stor
 		}
 	}()
 	for i, st := range stores {
-		m, err := traffic.New(ctx, traffic.Config{Store: st, Map: Map(), ProbeInterval: probeInterval, NodeID: fmt.Sprintf("measure-%d", i)})
+		// Start the nodes a fraction of the interval apart, so that their
+		// probes are out of phase as on separate machines.
+		if i > 0 {
+			time.Sleep(probeInterval / time.Duration(len(stores)))
+		}
+		// Votes count for 3 intervals by default; with the sub-second
+		// intervals of tests a loaded machine (-race, other builds) can
+		// stall every prober of this process that long, and an edge whose
+		// down votes all aged out counts as healthy again. Keep them for
+		// at least 2 s; with 1 s probes this is the default 3 s.
+		cfg := traffic.Config{Store: st, Map: Map(), ProbeInterval: probeInterval, NodeID: fmt.Sprintf("measure-%d", i),
+			VoteTTL: max(3*probeInterval, 2*time.Second)}
+		m, err := traffic.New(ctx, cfg)
 		if err != nil {
 			return res, err
 		}
@@ -234,13 +247,15 @@ func MeasureFailoverNodes(ctx context.Context, probeInterval time.Duration, stor
 	if err := Register(ctx, ms[0], edges); err != nil {
 		return res, err
 	}
-	p, err := traffic.ParsePolicy([]byte(`{"name":"p","route":{"method":"priority","targets":[{"edge":"dub-2"},{"edge":"dub-1"}]}}`))
+	p, err := traffic.ParsePolicy([]byte(`{"name":"p","rules":{"sticky_seconds":0},"route":{"method":"priority","targets":[{"edge":"dub-2"},{"edge":"dub-1"}]}}`))
 	if err != nil {
 		return res, err
 	}
 	if err := ms[0].PutPolicy(ctx, p); err != nil {
 		return res, err
 	}
+	// Stickiness is off: a binding one node moves would carry the prefix
+	// on every node at once, and the figure is for new clients.
 	first := func(m *traffic.Manager) (string, error) {
 		d, err := m.Route(ctx, traffic.Query{Property: "p", Client: Clients["dublin-eir"], Max: 1})
 		if err != nil || len(d.Edges) == 0 {
