@@ -120,6 +120,25 @@ func callKernel(w int, add bool, tables []byte, in, out [][]byte, start, n int) 
 	}
 }
 
+// gfniSlice computes out = c·in, or out ^= c·in with add, over the longest
+// multiple of 64 bytes of in with the one-output GFNI kernel and returns
+// how many bytes it did: 0 when the GFNI kernels are not in use.
+// len(out) == len(in).
+func gfniSlice(c byte, in, out []byte, add bool) int {
+	n := len(in) &^ 63
+	if !useGFNI || n == 0 {
+		return 0
+	}
+	var ins, outs [1][]byte
+	ins[0], outs[0] = in, out
+	if add {
+		mulGFNIx1Xor(tab.aff[c][:], ins[:], outs[:], 0, n)
+	} else {
+		mulGFNIx1(tab.aff[c][:], ins[:], outs[:], 0, n)
+	}
+	return n
+}
+
 // callGFNI is callKernel for the GFNI kernels.
 func callGFNI(w int, add bool, tables []byte, in, out [][]byte, start, n int) {
 	switch {

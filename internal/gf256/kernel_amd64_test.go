@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// TestKernelSets runs the Matrix checks with each set of fused kernels this
-// CPU has, not only the one the package picked: the AVX2 nibble-table
-// kernels and, with AVX-512 and GFNI, the affine ones.
+// TestKernelSets runs the Matrix and slice-kernel checks with each set of
+// kernels this CPU has, not only the one the package picked: the AVX2
+// nibble-table kernels and, with AVX-512 and GFNI, the affine ones.
 func TestKernelSets(t *testing.T) {
 	saved := useGFNI
 	defer func() { useGFNI = saved }()
@@ -30,6 +30,8 @@ func TestKernelSets(t *testing.T) {
 			useGFNI = s.gfni
 			checkMatrix(t)
 			TestMatrixMathematics(t)
+			TestSliceKernels(t)
+			TestNoAllocs(t)
 		})
 	}
 }

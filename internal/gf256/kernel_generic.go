@@ -8,6 +8,9 @@ const useKernels = false
 // useGFNI is false: this build has no GFNI kernels.
 const useGFNI = false
 
+// gfniSlice does nothing: the single-slice kernels do the whole slice.
+func gfniSlice(c byte, in, out []byte, add bool) int { return 0 }
+
 // sliceBlock is the width of the column blocks in which apply works, so that
 // the block of each output stays in L1 while the inputs stream past it.
 const sliceBlock = 4096
