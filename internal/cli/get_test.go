@@ -207,6 +207,7 @@ func TestGetErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
 			code := te.run(append([]string{"get", "--listen", "127.0.0.1:0", "-q"}, tc.args...)...)
+			t.Logf("exit %d: %s", code, strings.TrimSpace(te.stderr.String()))
 			if code != tc.code || !strings.Contains(te.stderr.String(), tc.msg) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, te.stderr.String(), tc.code, tc.msg)
 			}
@@ -229,6 +230,7 @@ func TestGetDiskFull(t *testing.T) {
 	m := publishTest(t, net, testData(3<<20, 4), 16, 16<<10)
 	te := newTestEnv(t, nil)
 	code := te.run("get", m.ID().String(), "--origin", net.OriginURL, "--listen", "127.0.0.1:0", "-q", "-o", dir)
+	t.Logf("exit %d: %s", code, strings.TrimSpace(te.stderr.String()))
 	if code != exitDisk || !strings.Contains(te.stderr.String(), "cannot write") {
 		t.Errorf("exit %d, stderr %q; want %d", code, te.stderr.String(), exitDisk)
 	}
