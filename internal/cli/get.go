@@ -193,6 +193,7 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 		return err
 	}
 	cfg.Content = id
+	cfg.Repair = verb == "seed" // FILE is the user's copy: finish it
 	stopProfiles, err := startProfiles(g.cpuProfile, g.memProfile)
 	if err != nil {
 		return err

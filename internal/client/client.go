@@ -69,6 +69,12 @@ type Config struct {
 	// Output is the final path; default: the manifest's file name in the
 	// current directory. A directory means that directory + file name.
 	Output string
+	// Repair, when Output exists but does not hold the content, keeps
+	// its generations that match the manifest and downloads the rest into
+	// it (seed's FILE: an incomplete or damaged copy). A file that holds
+	// none of the content is refused all the same. Without Repair any
+	// other file under the output name is refused, never overwritten.
+	Repair bool
 	// Stream, when set, receives the content in order while it downloads.
 	Stream io.Writer
 	// Listen is the peer listener address; default ":0". "-" disables
@@ -348,7 +354,24 @@ func (d *download) open(res *Result) error {
 			res.Resumed = n
 			return nil
 		}
-		return fmt.Errorf("%w: %s exists and is not this content", ErrDisk, d.path)
+		if !d.cfg.Repair {
+			return fmt.Errorf("%w: %s exists and is not this content", ErrDisk, d.path)
+		}
+		good, err := matchingGenerations(d.path, d.m)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrDisk, err)
+		}
+		if !slices.Contains(good, true) && st.Size() > 0 {
+			return fmt.Errorf("%w: %s exists and holds none of this content", ErrDisk, d.path)
+		}
+		// Finish it as NAME.partial, from the generations it holds.
+		if err := os.Rename(d.path, d.partial); err != nil {
+			return fmt.Errorf("%w: %v", ErrDisk, err)
+		}
+		if err := writeState(d.state, d.m.ID(), good); err != nil {
+			return fmt.Errorf("%w: %v", ErrDisk, err)
+		}
+		d.log.Info("repairing", "path", d.path)
 	}
 	f, err := os.OpenFile(d.partial, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -449,6 +472,30 @@ func (d *download) finish(r *followResult) error {
 	os.Remove(d.state)
 	d.partial = d.path
 	return nil
+}
+
+// matchingGenerations reports which of the manifest's generations the file
+// at path holds, read in place.
+func matchingGenerations(path string, m *manifest.Manifest) ([]bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	good := make([]bool, m.Generations())
+	buf := make([]byte, m.GenerationSize())
+	for g := range good {
+		off, size := m.GenerationSpan(g)
+		n, err := f.ReadAt(buf[:size], off)
+		if int64(n) < size {
+			if err == io.EOF {
+				break // the rest is beyond the end of the file
+			}
+			return nil, err
+		}
+		good[g] = sha256.Sum256(buf[:size]) == m.GenHashes[g]
+	}
+	return good, nil
 }
 
 // fileMatches reports whether path holds exactly the manifest's content.
