@@ -376,11 +376,23 @@ func (r *run) snapshot(t time.Duration) {
 	r.snaps = append(r.snaps, s)
 }
 
-// stopAll kills every process of the run and waits for them.
+// stopAll ends every process of the run and waits for them: SIGTERM
+// first, so that they can write what they write on exit (profiles, for
+// one), and SIGKILL to whatever is left after a few seconds.
 func (r *run) stopAll() {
 	r.mu.Lock()
 	procs := append([]*proc(nil), r.procs...)
 	r.mu.Unlock()
+	for _, p := range procs {
+		p.signal(syscall.SIGTERM)
+	}
+	grace := time.After(3 * time.Second)
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+		case <-grace:
+		}
+	}
 	for _, p := range procs {
 		p.signal(syscall.SIGKILL)
 	}

@@ -59,8 +59,9 @@ type sockConn struct {
 	out    []byte
 }
 
-// maxGather bounds the bytes gathered before they are written anyway.
-const maxGather = 256 << 10
+// maxGather bounds the bytes gathered before they are written anyway: a
+// few TLS records, enough for the stack to send them as one large segment.
+const maxGather = 128 << 10
 
 func (c *sockConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -90,15 +91,20 @@ func (c *sockConn) Read(p []byte) (int, error) {
 func (c *sockConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gather {
+	if c.gather && len(p) < maxGather {
+		if len(c.out)+len(p) > maxGather {
+			if err := c.writeOut(); err != nil {
+				return 0, err
+			}
+		}
+		if c.out == nil {
+			c.out = make([]byte, 0, maxGather)
+		}
 		c.out = append(c.out, p...)
-		if len(c.out) < maxGather {
-			return len(p), nil
-		}
-		if err := c.writeOut(); err != nil {
-			return 0, err
-		}
 		return len(p), nil
+	}
+	if err := c.writeOut(); err != nil {
+		return 0, err
 	}
 	n, err := c.write(p)
 	return n, err
