@@ -1205,3 +1205,74 @@ func TestClientPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionCaps: connections beyond the per-address cap are closed at
+// accept and counted, while another address still gets in.
+func TestConnectionCaps(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	e := startEdge(t, Config{Properties: []Property{prop(o)}, Limits: Limits{MaxConns: 100, MaxConnsPerIP: 2}})
+	addr := strings.TrimPrefix(e.base, "http://")
+	dialFrom := func(ip string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Skipf("cannot use source address %s: %v", ip, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	alive := func(c net.Conn) bool {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprint(c, "GET /x HTTP/1.1\r\nHost: site.test\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	a, b := dialFrom("127.0.0.1"), dialFrom("127.0.0.1")
+	if !alive(a) || !alive(b) {
+		t.Fatal("connections within the cap not served")
+	}
+	if alive(dialFrom("127.0.0.1")) {
+		t.Errorf("third connection from one address served, want it closed at accept (cap 2)")
+	}
+	if !alive(dialFrom("127.0.0.2")) {
+		t.Errorf("another address refused while one address is at its cap")
+	}
+	if m := get(t, e.admin+"/metrics").body; !strings.Contains(m, "edge_connections_rejected_total 1") {
+		t.Errorf("rejected connection not counted")
+	}
+}
+
+// TestPropertyAccessLogs: each property's requests go to its own
+// access-log stream, the rest to the node's.
+func TestPropertyAccessLogs(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	var node, la, lb syncBuf
+	e := startEdge(t, Config{AccessLog: NewAccessLog(&node), Properties: []Property{
+		{Name: "a", Hosts: []string{"a.test"}, Origin: o.URL, AccessLog: NewAccessLog(&la)},
+		{Name: "b", Hosts: []string{"b.test"}, Origin: o.URL, AccessLog: NewAccessLog(&lb)},
+		{Name: "c", Hosts: []string{"c.test"}, Origin: o.URL},
+	}})
+	for _, h := range []string{"a.test", "b.test", "b.test", "c.test"} {
+		get(t, e.base+"/p", "Host", h)
+	}
+	for _, tc := range []struct {
+		name string
+		buf  *syncBuf
+		want []string
+	}{{"a", &la, []string{"a"}}, {"b", &lb, []string{"b", "b"}}, {"node", &node, []string{"c"}}} {
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(tc.buf.String()), "\n") {
+			var l LogLine
+			if json.Unmarshal([]byte(line), &l) == nil {
+				got = append(got, l.Property)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s log has properties %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
