@@ -33,6 +33,7 @@ const (
 	maxQueuedWants   = 1024 // wants queued and not yet served
 	maxOfferRequests = 256  // requests for offers not yet answered
 	maxUnsolicited   = 64   // blocks we did not (or no longer) want
+	maxSumsRequests  = 64   // checksum requests queued and not yet answered
 )
 
 // want is a block a neighbour asked us for.
@@ -76,6 +77,11 @@ type conn struct {
 	offerReqs2 int // Requests being answered (limit)
 	ctrl       [][]byte
 	signal     chan struct{}
+
+	// Checksum requests (origin), answered in order by one goroutine.
+	sumsMu   sync.Mutex
+	sumsQ    [][2]int // first generation, count
+	sumsBusy bool
 
 	recvBytes atomic.Int64
 	sentBytes atomic.Int64
@@ -387,7 +393,9 @@ func (c *conn) readLoop() error {
 			if s.cfg.MasterKey == nil {
 				return fmt.Errorf("%w: checksums requested from a node that does not issue them", errProtocol)
 			}
-			go c.serveSums(int(f.First), int(f.N))
+			if err := c.queueSums(int(f.First), int(f.N)); err != nil {
+				return err
+			}
 		case wire.Key:
 			if c.role != wire.RoleOrigin {
 				return fmt.Errorf("%w: checksum key from a non-origin", errProtocol)

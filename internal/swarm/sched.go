@@ -453,17 +453,27 @@ func (s *Swarm) maintain() {
 		for c := range s.conns {
 			connected[c.addr.String()] = true
 		}
+		// Seeds (origin, edges) first: they hold everything, and only the
+		// origin hands out checksum keys, without which nothing received
+		// can be used. Then peers, in the map's random order.
+		var seeds, peers []PeerAddr
 		for addr, p := range s.candidates {
-			if len(dial) >= min(want, 8) {
-				break
-			}
 			if connected[addr] || (!p.ID.IsZero() && s.byID[p.ID] != nil) || s.banned[p.ID] {
 				continue
 			}
-			if !s.backoffOK(addr) {
-				continue
+			if p.Role != wire.RolePeer {
+				seeds = append(seeds, p)
+			} else {
+				peers = append(peers, p)
 			}
-			dial = append(dial, p)
+		}
+		for _, p := range append(seeds, peers...) {
+			if len(dial) >= min(want, 8) {
+				break
+			}
+			if s.backoffOK(p.Addr) {
+				dial = append(dial, p)
+			}
 		}
 	}
 	s.mu.Unlock()

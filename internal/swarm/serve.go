@@ -203,6 +203,41 @@ func (s *Swarm) issueKey(peer identity.ID) [32]byte {
 	return deriveKey(s.cfg.MasterKey, s.id, peer)
 }
 
+// queueSums queues a downloader's request for checksums. One goroutine per
+// link answers them in order, so that the first generations' checksums,
+// which the downloader waits for before it can use any block, are not
+// computed behind the later ones, and a downloader cannot make the origin
+// compute for it in more goroutines than one.
+func (c *conn) queueSums(first, n int) error {
+	c.sumsMu.Lock()
+	defer c.sumsMu.Unlock()
+	if len(c.sumsQ) >= maxSumsRequests {
+		return fmt.Errorf("%w: more than %d checksum requests queued", errProtocol, maxSumsRequests)
+	}
+	c.sumsQ = append(c.sumsQ, [2]int{first, n})
+	if !c.sumsBusy {
+		c.sumsBusy = true
+		go c.answerSums()
+	}
+	return nil
+}
+
+// answerSums answers queued checksum requests until none is left.
+func (c *conn) answerSums() {
+	for {
+		c.sumsMu.Lock()
+		if len(c.sumsQ) == 0 {
+			c.sumsBusy = false
+			c.sumsMu.Unlock()
+			return
+		}
+		r := c.sumsQ[0]
+		c.sumsQ = c.sumsQ[1:]
+		c.sumsMu.Unlock()
+		c.serveSums(r[0], r[1])
+	}
+}
+
 // serveSums computes and sends the checksums of generations
 // [first, first+n) under the neighbour's key (origin only).
 func (c *conn) serveSums(first, n int) {

@@ -182,6 +182,7 @@ type Swarm struct {
 	done     chan struct{} // closed when every generation is held
 	doneOnce sync.Once
 	wake     chan struct{}
+	dialWake chan struct{} // new candidates to dial
 	failed   chan struct{} // closed on a fatal error
 	failOnce sync.Once
 	err      error
@@ -266,6 +267,7 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 		log:        n.log.With("content", m.ID().Short()),
 		done:       make(chan struct{}),
 		wake:       make(chan struct{}, 1),
+		dialWake:   make(chan struct{}, 1),
 		failed:     make(chan struct{}),
 		checks:     cfg.Checks,
 		conns:      map[*conn]struct{}{},
@@ -451,6 +453,13 @@ func (s *Swarm) AddPeers(peers []PeerAddr) {
 		}
 	}
 	s.mu.Unlock()
+	// Dial at once rather than at the next maintenance tick: at the start
+	// of a download every half second without links is half a second of
+	// the origin's uplink unused.
+	select {
+	case s.dialWake <- struct{}{}:
+	default:
+	}
 	s.kick()
 }
 
@@ -632,6 +641,8 @@ func (s *Swarm) run() {
 			s.schedule()
 			last = time.Now()
 		case <-dialTick.C:
+			s.maintain()
+		case <-s.dialWake:
 			s.maintain()
 		}
 	}
