@@ -292,7 +292,11 @@ func (s *Swarm) need(g int, direct bool) int {
 func (s *Swarm) usable(c *conn, g int, now time.Time) (ok, urgent bool) {
 	gen := s.gens[g]
 	r := int(c.remote[g])
-	if r == 0 || gen.complete.Load() || !gen.hasSums.Load() || now.Before(c.stalledUntil) {
+	if r == 0 || gen.complete.Load() || now.Before(c.stalledUntil) {
+		return false, false
+	}
+	if !gen.hasSums.Load() && !c.vouched() {
+		// A peer's blocks are verified with our checksums before use.
 		return false, false
 	}
 	if r < gen.blocks {
