@@ -78,6 +78,14 @@ type conn struct {
 	ctrl       [][]byte
 	signal     chan struct{}
 
+	// Rank changes not yet announced to this neighbour, guarded by qmu;
+	// see noteHave.
+	haves    map[int]uint8
+	told     []uint8      // the ranks it has been told, per generation
+	haveNow  bool         // announce them with the next write, even alone
+	drained  map[int]bool // generations it asked us for more of than we could offer
+	lastHave time.Time
+
 	// Checksum requests (origin), answered in order by one goroutine.
 	sumsMu   sync.Mutex
 	sumsQ    [][2]int // first generation, count
@@ -151,7 +159,9 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	s.conns[c] = struct{}{}
 	s.byID[peer] = c
 	// Greet: our ranks, and a checksum key if we issue them.
-	c.ctrl = append(c.ctrl, wire.Append(nil, wire.State{Ranks: s.ranks()}))
+	ranks := s.ranks()
+	c.told = append([]uint8(nil), ranks...)
+	c.ctrl = append(c.ctrl, wire.Append(nil, wire.State{Ranks: ranks}))
 	if s.cfg.MasterKey != nil && h.Role != wire.RoleOrigin {
 		c.ctrl = append(c.ctrl, wire.Append(nil, wire.Key{Key: s.issueKey(peer), Checks: uint8(s.checks)}))
 	}
@@ -344,9 +354,46 @@ func (c *conn) wakeWriter() {
 	}
 }
 
-// sendHave tells the neighbour our new rank of g.
-func (c *conn) sendHave(g, rank int) {
-	c.enqueue(wire.Append(nil, wire.Have{Gen: uint32(g), Rank: uint8(rank)}))
+// noteHave records that our rank of g grew to rank, to be announced to
+// the neighbour with the next frame written to it anyway, or on its own
+// (haveNow) when it matters at once: the first blocks of a generation it
+// had heard nothing of from us, more of a generation it asked us for more
+// of than we could offer, and a whole generation (then it asks us directly
+// instead of for offers). Other changes wait at most haveSlow.
+// It reports whether the change matters at once.
+func (c *conn) noteHave(g, rank int) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if g >= len(c.told) || rank <= int(c.told[g]) || rank <= int(c.haves[g]) {
+		return false
+	}
+	if c.haves == nil {
+		c.haves = map[int]uint8{}
+	}
+	c.haves[g] = uint8(rank)
+	now := c.told[g] == 0 || rank == c.s.gens[g].blocks || c.drained[g]
+	if now {
+		delete(c.drained, g)
+		c.haveNow = true
+	}
+	return now
+}
+
+// takeHaves appends the pending rank changes to frames as Have frames and
+// records them as told. Caller holds qmu.
+func (c *conn) takeHaves(frames [][]byte, now time.Time) [][]byte {
+	if len(c.haves) == 0 {
+		return frames
+	}
+	var b []byte
+	for g, r := range c.haves {
+		b = wire.Append(b, wire.Have{Gen: uint32(g), Rank: r})
+		c.told[g] = r
+	}
+	clear(c.haves)
+	c.haveNow = false
+	c.lastHave = now
+	return append(frames, b)
 }
 
 func (c *conn) readLoop() error {
@@ -500,6 +547,16 @@ func (c *conn) onRequest(r wire.Request) error {
 			offer(min(n, d.Rank(), wire.MaxOffer), d.UnitRow, func(v []byte) { d.SpanVector(rng, v) })
 		}
 		gen.mu.Unlock()
+	}
+	if len(vecs) < n*k {
+		// We offered less than asked: the neighbour may soon find us of no
+		// use for g, and should hear at once when we hold more.
+		c.qmu.Lock()
+		if c.drained == nil {
+			c.drained = map[int]bool{}
+		}
+		c.drained[g] = true
+		c.qmu.Unlock()
 	}
 	c.enqueue(wire.Append(nil, wire.Offer{Gen: uint32(g), Vectors: vecs}))
 	return nil
@@ -750,9 +807,10 @@ func (c *conn) onBlock(b wire.Block) error {
 }
 
 // broadcastHave records a rank change to announce. Announcements are
-// coalesced and sent every haveEvery: a downloader's rank changes with
-// every block, and one frame per block per neighbour would cost a TLS
-// record and a system call each.
+// coalesced every haveEvery and then ride along with other frames to each
+// neighbour (see noteHave): a downloader's rank changes with every block,
+// and a frame per change per neighbour cost a system call at both ends —
+// in the swarm lab, announcements were most of all writes and reads.
 func (s *Swarm) broadcastHave(g, rank int) {
 	s.haveMu.Lock()
 	if s.haveDirty == nil {
@@ -764,27 +822,43 @@ func (s *Swarm) broadcastHave(g, rank int) {
 	s.haveMu.Unlock()
 }
 
-// haveEvery is how often coalesced rank changes are announced.
-const haveEvery = 25 * time.Millisecond
+// Announcements: rank changes are gathered every haveEvery; those that do
+// not matter at once wait for another frame to the neighbour, or haveSlow.
+const (
+	haveEvery = 25 * time.Millisecond
+	haveSlow  = 100 * time.Millisecond
+)
 
-// flushHaves sends the rank changes recorded since the last call.
+// flushHaves hands the rank changes recorded since the last call to every
+// neighbour that may want them (not one that holds the generation), and
+// wakes the writers of those that should hear now.
 func (s *Swarm) flushHaves() {
 	s.haveMu.Lock()
 	dirty := s.haveDirty
 	s.haveDirty = nil
 	s.haveMu.Unlock()
-	if len(dirty) == 0 {
-		return
-	}
-	var frames []byte
-	for g, r := range dirty {
-		frames = wire.Append(frames, wire.Have{Gen: uint32(g), Rank: uint8(r)})
-	}
+	now := time.Now()
 	s.mu.Lock()
-	for o := range s.conns {
-		o.enqueue(frames)
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.remoteDone {
+			continue
+		}
+		for g, r := range dirty {
+			if !c.holds(g) {
+				c.noteHave(g, r)
+			}
+		}
+		c.qmu.Lock()
+		wake := len(c.haves) > 0 && (c.haveNow || now.Sub(c.lastHave) >= haveSlow)
+		if wake {
+			c.haveNow = true
+		}
+		c.qmu.Unlock()
+		if wake {
+			c.wakeWriter()
+		}
 	}
-	s.mu.Unlock()
 }
 
 // polluter bans a neighbour that sent a bad block; the caller closes the
@@ -851,6 +925,9 @@ func (c *conn) writeLoop() {
 			w = c.wants[0]
 			c.wants[0] = want{}
 			c.wants = c.wants[1:]
+		}
+		if haveWant || len(ctrl) > 0 || c.haveNow {
+			ctrl = c.takeHaves(ctrl, time.Now())
 		}
 		c.qmu.Unlock()
 		for _, f := range ctrl {

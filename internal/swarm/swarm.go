@@ -562,7 +562,9 @@ func (s *Swarm) afterComplete(g int, moot []pendingWant) {
 	s.removeActive(g)
 	s.mootWants(g, moot)
 	for c := range s.conns {
-		c.sendHave(g, s.gens[g].blocks)
+		if !c.remoteDone && !c.holds(g) && c.noteHave(g, s.gens[g].blocks) {
+			c.wakeWriter()
+		}
 	}
 	s.mu.Unlock()
 	s.kick()
