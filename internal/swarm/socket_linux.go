@@ -180,8 +180,12 @@ func unacked(c net.Conn) (n int64, silent time.Duration) {
 		return 0, 0
 	}
 	rc.Control(func(fd uintptr) {
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err == nil {
+		// Raw, like the reads and writes (see sockConn): it never blocks.
+		var info unix.TCPInfo
+		size := uint32(unsafe.Sizeof(info))
+		_, _, e := syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
+			uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
+		if e == 0 {
 			// Segments in flight times their size; not bytes_sent minus
 			// bytes_acked, which counts retransmissions and never drains.
 			n = int64(info.Notsent_bytes) + int64(info.Unacked)*int64(info.Snd_mss)
