@@ -69,6 +69,10 @@ type RunResult struct {
 	SeedAppRatio    *float64 `json:"seed_app_ratio,omitempty"`
 	SeedLeftAt      *float64 `json:"seed_left_at,omitempty"`
 	SeedLeftRatio   *float64 `json:"seed_left_ratio,omitempty"` // uploaded when killed (see SeedLeavesAt)
+	// Packets the uplinks' tbf queues dropped (full queue): the seed's,
+	// and all leechers' together.
+	SeedDrops    uint64 `json:"seed_drops"`
+	LeecherDrops uint64 `json:"leecher_drops"`
 	// Uplink use over the window: payload sent ÷ (nominal cap × window).
 	SeedUse    float64 `json:"seed_uplink_use"`
 	LeecherUse float64 `json:"leecher_uplink_use"`
@@ -348,9 +352,9 @@ func (r *RunResult) line() string {
 	if r.AllDone != nil {
 		all = fmt.Sprintf("%.1fs (%.2f× bound)", *r.AllDone, *r.AllDone/r.BoundSeconds)
 	}
-	return fmt.Sprintf("  %-9s rep %d: %s; %d/%d done, min/median/max %s/%s/%s s, all done %s, seed egress %.3f× (wire %.3f×), uplink use seed %.0f%% leechers %.0f%%, CPU %.2f cores (other processes %.2f)",
+	return fmt.Sprintf("  %-9s rep %d: %s; %d/%d done, min/median/max %s/%s/%s s, all done %s, seed egress %.3f× (wire %.3f×), uplink use seed %.0f%% leechers %.0f%%, tbf drops seed %d leechers %d, CPU %.2f cores (other processes %.2f)",
 		r.System, r.Rep, r.End, r.Completed, r.Expected, secs(lo), secs(mid), secs(hi), all,
-		r.SeedEgressRatio, r.SeedWireRatio, 100*r.SeedUse, 100*r.LeecherUse, r.CPUBusy, r.OtherCPU)
+		r.SeedEgressRatio, r.SeedWireRatio, 100*r.SeedUse, 100*r.LeecherUse, r.SeedDrops, r.LeecherDrops, r.CPUBusy, r.OtherCPU)
 }
 
 func secs(f float64) string {

@@ -528,6 +528,10 @@ func (r *run) result(end string, endAt time.Duration) *RunResult {
 	// at most 100 ms after it).
 	r.mu.Lock()
 	seed := r.latest[0]
+	res.SeedDrops = uint64(seed.Drops)
+	for _, c := range r.latest[1:] {
+		res.LeecherDrops += uint64(c.Drops)
+	}
 	r.mu.Unlock()
 	f := float64(r.pl.size)
 	res.SeedWireRatio = float64(seed.Bytes) / f

@@ -43,6 +43,7 @@ type want struct {
 	any    bool // the vector is ours to choose (then written into v)
 	v      []byte
 	rng    *rand.Rand // the writer's generator, for vectors we choose
+	rv     []byte     // the writer's buffer, for the vector of a block of any generation
 }
 
 // conn is one authenticated link with a neighbour in one swarm.
@@ -63,6 +64,8 @@ type conn struct {
 	noUnits      bool          // it declined a unit vector as already sent: ask it for random ones
 	offerReqs    map[int][]int // per generation, counts of Requests not yet answered (FIFO)
 	wantsOut     int           // blocks asked of it and not yet received
+	anyOut       int           // of those, asked for with Wants of any generation (the origin chooses)
+	anyDone      bool          // it declined a Want of any generation: it has sent every source block
 	pendingGens  map[int]int   // generations with wants outstanding to it, and how many
 	depth        int
 	lastBlock    time.Time
@@ -158,6 +161,7 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	}
 	s.conns[c] = struct{}{}
 	s.byID[peer] = c
+	s.node.gate.add(c)
 	// Greet: our ranks, and a checksum key if we issue them.
 	ranks := s.ranks()
 	c.told = append([]uint8(nil), ranks...)
@@ -251,6 +255,7 @@ func (s *Swarm) forget(c *conn) {
 		return
 	}
 	delete(s.conns, c)
+	s.node.gate.remove(c)
 	if s.byID[c.peer] == c {
 		delete(s.byID, c.peer)
 	}
@@ -270,6 +275,7 @@ func (s *Swarm) forget(c *conn) {
 	}
 	c.pendingGens = map[int]int{}
 	c.wantsOut = 0
+	c.anyOut = 0
 }
 
 // dropWants forgets up to n (all if n < 0) of the oldest wants of g
@@ -630,6 +636,17 @@ func (c *conn) onWant(w wire.Want) error {
 func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	s := c.s
 	s.mu.Lock()
+	if uint32(g) == wire.AnyGen {
+		// The origin has sent every source block: from now on it is asked
+		// generation by generation (and serves those only as urgent).
+		k := min(n, c.anyOut)
+		c.anyOut -= k
+		c.wantsOut = max(0, c.wantsOut-k)
+		c.anyDone = true
+		s.mu.Unlock()
+		s.kick()
+		return
+	}
 	// A sender answers in order, so a reject is for the oldest wants: those
 	// given up on first (their blocks will not come now), then pending ones.
 	if k := min(n, c.late[g]); k > 0 {
@@ -701,6 +718,24 @@ func (c *conn) onBlock(b wire.Block) error {
 	if chosen {
 		idx = anyIdx
 	}
+	anyGen := idx < 0 && c.anyOut > 0 // the sender chose the generation too
+	if anyGen {
+		c.anyOut--
+		c.wantsOut = max(0, c.wantsOut-1)
+		chosen = true
+		if c.wantsOut+len(c.offerReqs)+1 >= c.depth && c.depth < s.cfg.MaxDepth {
+			c.depth++
+		}
+		if !gen.complete.Load() {
+			s.activate(gen)
+			if !s.isActive(g) {
+				s.active = append(s.active, g)
+			}
+			if gen.progress.Load() == 0 {
+				gen.progress.Store(time.Now().UnixNano())
+			}
+		}
+	}
 	if idx >= 0 {
 		// Additive increase: a link that delivers with its pipeline full
 		// may be asked for one more block ahead.
@@ -717,7 +752,7 @@ func (c *conn) onBlock(b wire.Block) error {
 			delete(c.pendingGens, g)
 		}
 	}
-	if idx < 0 {
+	if idx < 0 && !anyGen {
 		// A block we gave up waiting for (or never asked for). Use it if it
 		// still brings something new: it may carry the only copy of a
 		// dimension a seed sent.
@@ -768,7 +803,7 @@ func (c *conn) onBlock(b wire.Block) error {
 		return nil
 	}
 	switch {
-	case idx < 0:
+	case idx < 0 && !anyGen:
 		// The row came from outside the pending set: keep the basis exact.
 		s.rebuildBasis(gen)
 	case chosen && gen.basis != nil:
@@ -901,6 +936,7 @@ func (c *conn) writeLoop() {
 	}
 	bs := s.m.BlockSize
 	payload := make([]byte, bs)
+	anyVec := make([]byte, s.m.K)
 	rng := newRand()
 	var hdr []byte
 	keepalive := time.NewTimer(30 * time.Second)
@@ -951,7 +987,7 @@ func (c *conn) writeLoop() {
 			keepalive.Reset(30 * time.Second)
 			continue
 		}
-		w.rng = rng
+		w.rng, w.rv = rng, anyVec
 		if reason, ok := s.produce(c, &w, payload); !ok {
 			c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(w.gen), Count: 1, Reason: reason}))
 			continue
@@ -964,6 +1000,19 @@ func (c *conn) writeLoop() {
 				return
 			}
 			c.buffered.Store(0)
+		}
+		if !s.node.gate.ready(bs) {
+			// The uplink's queue is full: let what is buffered go first.
+			if bw.Buffered() > 0 {
+				if err := flush(); err != nil {
+					c.close(wire.ByeNormal, "")
+					return
+				}
+				c.buffered.Store(0)
+			}
+			if err := s.node.gate.wait(c.ctx, bs); err != nil {
+				continue // closing
+			}
 		}
 		if err := waitN(c.ctx, s.node.up, bs); err != nil {
 			continue // closing

@@ -81,6 +81,17 @@ func (s *Swarm) schedule() {
 			if c.wantsOut+len(c.offerReqs) >= c.depth {
 				continue
 			}
+			if s.asksAny(c) {
+				// The origin chooses: the next source block it has sent
+				// to no one, of whichever generation.
+				if n := min(s.anyRoom(), c.depth-c.wantsOut, max(1, c.depth/2)); n > 0 {
+					c.wantsOut += n
+					c.anyOut += n
+					frames = append(frames, anyFrames(c, n))
+					live = append(live, c)
+				}
+				continue
+			}
 			g, urgent := s.pick(c, now)
 			if g < 0 {
 				continue
@@ -108,6 +119,43 @@ func (s *Swarm) schedule() {
 	}
 	for _, f := range frames {
 		f()
+	}
+}
+
+// asksAny reports whether c, the origin, is asked with Wants of any
+// generation: until it declines one, which means it has sent every source
+// block. Caller holds s.mu.
+func (s *Swarm) asksAny(c *conn) bool {
+	return c.role == wire.RoleOrigin && !c.anyDone && c.remoteDone
+}
+
+// anyRoom returns how many more blocks of the origin's choice to ask for:
+// as many as the content still needs beyond what is asked for already,
+// and none while twice the slots are being decoded (each such block may
+// open a generation, and the slots bound memory). Caller holds s.mu.
+func (s *Swarm) anyRoom() int {
+	if len(s.active) >= 2*s.cfg.Slots {
+		return 0
+	}
+	need := 0
+	for _, gen := range s.gens {
+		if !gen.complete.Load() {
+			need += gen.blocks - int(gen.rank.Load()) - int(gen.npending.Load())
+		}
+	}
+	for o := range s.conns {
+		need -= o.anyOut
+	}
+	return max(0, need)
+}
+
+func anyFrames(c *conn, n int) func() {
+	return func() {
+		var b []byte
+		for range n {
+			b = wire.Append(b, wire.Want{Gen: wire.AnyGen, Any: true})
+		}
+		c.enqueue(b)
 	}
 }
 

@@ -20,6 +20,9 @@ import (
 // copy); others a random vector of what they hold. On failure it returns
 // the reason to give the neighbour.
 func (s *Swarm) produce(c *conn, w *want, payload []byte) (wire.RejectReason, bool) {
+	if uint32(w.gen) == wire.AnyGen {
+		return s.produceFresh(c, w, payload)
+	}
 	gen := s.gens[w.gen]
 	if len(w.v) != gen.blocks {
 		return wire.RejectNotHeld, false
@@ -81,6 +84,45 @@ func (s *Swarm) produce(c *conn, w *want, payload []byte) (wire.RejectReason, bo
 	}
 	gen.sent.Add(1)
 	return 0, true
+}
+
+// produceFresh answers a Want of any generation: the next source block,
+// in the content's order, that this seed has sent to no one and whose
+// generation the neighbour does not hold. w.gen and w.v are set to the
+// block's generation and unit vector. Only a source with a seed cap (the
+// origin) serves such Wants; once it has sent every source block it
+// declines them (capped).
+func (s *Swarm) produceFresh(c *conn, w *want, payload []byte) (wire.RejectReason, bool) {
+	if s.cfg.SeedCap <= 0 || !s.isComplete() {
+		return wire.RejectNotHeld, false
+	}
+	s.mu.Lock()
+	remote := c.remote
+	s.mu.Unlock()
+	for g := int(s.freshLow.Load()); g < len(s.gens); g++ {
+		gen := s.gens[g]
+		if gen.nextSrc.Load() >= int64(gen.blocks) {
+			if int(s.freshLow.Load()) == g {
+				s.freshLow.CompareAndSwap(int32(g), int32(g+1))
+			}
+			continue
+		}
+		if remote != nil && int(remote[g]) == gen.blocks {
+			continue // it holds this one (resumed): leave it to others
+		}
+		v := w.rv[:gen.blocks]
+		i := s.nextSource(gen, v)
+		if i < 0 {
+			continue
+		}
+		if err := s.sourceBlock(gen, i, payload); err != nil {
+			return wire.RejectNotHeld, false
+		}
+		gen.sent.Add(1)
+		w.gen, w.v = g, v
+		return 0, true
+	}
+	return wire.RejectCapped, false
 }
 
 // firstCopyOut reports whether a seed has sent every generation in full and

@@ -196,3 +196,39 @@ func unacked(c net.Conn) (n int64, silent time.Duration) {
 	})
 	return n, silent
 }
+
+// haveLinkStats says whether linkStats works here.
+const haveLinkStats = true
+
+// linkFigures are a link's figures from TCP_INFO that the upload gate uses.
+type linkFigures struct {
+	inflight int64         // bytes written and not acknowledged (unsent included)
+	acked    int64         // bytes acknowledged so far
+	minRTT   time.Duration // least round-trip time seen
+}
+
+// linkStats reads c's figures; false where they cannot be read.
+func linkStats(c net.Conn) (linkFigures, bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return linkFigures{}, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return linkFigures{}, false
+	}
+	var f linkFigures
+	var e syscall.Errno
+	rc.Control(func(fd uintptr) {
+		var info unix.TCPInfo
+		size := uint32(unsafe.Sizeof(info))
+		_, _, e = syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
+			uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
+		if e == 0 {
+			f.inflight = int64(info.Notsent_bytes) + int64(info.Unacked)*int64(info.Snd_mss)
+			f.acked = int64(info.Bytes_acked)
+			f.minRTT = time.Duration(info.Min_rtt) * time.Microsecond
+		}
+	})
+	return f, e == 0
+}

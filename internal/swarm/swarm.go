@@ -224,6 +224,7 @@ type Swarm struct {
 	haveDirty map[int]int // rank changes not yet announced
 
 	completeCount atomic.Int32
+	freshLow      atomic.Int32 // sources: generations below have every source block sent (see produceFresh)
 	seeded        atomic.Int32 // generations this node has sent in full (sources)
 	firstOut      atomic.Bool  // every generation sent in full and acknowledged (see firstCopyOut)
 }
@@ -562,7 +563,7 @@ func (s *Swarm) afterComplete(g int, moot []pendingWant) {
 	s.removeActive(g)
 	s.mootWants(g, moot)
 	for c := range s.conns {
-		if !c.remoteDone && !c.holds(g) && c.noteHave(g, s.gens[g].blocks) {
+		if !c.holds(g) && c.noteHave(g, s.gens[g].blocks) {
 			c.wakeWriter()
 		}
 	}

@@ -278,7 +278,7 @@ func logProgress(t *testing.T, ps []*peerRun, blocks int64) func() {
 func TestHTTPFallback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	net := startNet(t, 64<<10) // the origin's peer uplink: 64 KiB/s
+	net := startNet(t, 512<<10) // the origin's peer uplink: 512 KiB/s, below the minimum rate
 	size := 6 << 20
 	m, err := net.Publish(ctx, "build.bin", randomData(size, 5), 64, 16<<10) // 1 MiB generations
 	if err != nil {

@@ -164,12 +164,20 @@ type Offer struct {
 // Any leaves the vector to the sender (Coeffs is then all zero): a seed
 // answers with a source block no one has had from it yet, which is
 // innovative for every receiver.
+//
+// With Gen = AnyGen (and Any set, no coefficients) a seed chooses the
+// generation too: it answers with the next source block of the content
+// that it has sent to no one, whichever generation that is.
 type Want struct {
 	Gen    uint32
 	Urgent bool
 	Any    bool
 	Coeffs []byte
 }
+
+// AnyGen in a Want leaves the generation to the sender; in a Reject it
+// declines such Wants.
+const AnyGen = ^uint32(0)
 
 // Block is one coded block: the generation, its coefficient vector (one
 // byte per source block of the generation) and its payload (block size
@@ -385,8 +393,10 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return nil, err
 		}
 		g, n := binary.BigEndian.Uint32(b), binary.BigEndian.Uint16(b[4:])
-		if err := genOK(g); err != nil {
-			return nil, err
+		if t == TRequest || g != AnyGen {
+			if err := genOK(g); err != nil {
+				return nil, err
+			}
 		}
 		if n == 0 || n > MaxRequest {
 			return nil, bad(fmt.Sprintf("count %d", n))
@@ -435,11 +445,20 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return nil, bad("short")
 		}
 		g := binary.BigEndian.Uint32(b)
-		if err := genOK(g); err != nil {
-			return nil, err
-		}
 		if b[4]&^3 != 0 {
 			return nil, bad(fmt.Sprintf("flags %#x", b[4]))
+		}
+		if g == AnyGen {
+			if err := exact(5); err != nil {
+				return nil, err
+			}
+			if b[4]&2 == 0 {
+				return nil, bad("a want of any generation must leave the vector to the sender")
+			}
+			return Want{Gen: g, Urgent: b[4]&1 != 0, Any: true}, nil
+		}
+		if err := genOK(g); err != nil {
+			return nil, err
 		}
 		if err := exact(5 + l.GenerationBlocks(int(g))); err != nil {
 			return nil, err
