@@ -85,12 +85,42 @@ func (c *genCache) peek(g int) ([]byte, func()) {
 	return e.data, func() { c.release(e) }
 }
 
+// put caches a copy of generation g's data (padded to whole blocks), as
+// just decoded: the neighbours still missing it ask for it next, and
+// serving them from memory spares re-reading what was just written. A
+// generation cached already, or being loaded, is left alone.
+func (c *genCache) put(g int, data []byte) {
+	c.mu.Lock()
+	if _, ok := c.entries[g]; ok || c.loading[g] != nil {
+		c.mu.Unlock()
+		return
+	}
+	buf := c.bufferLocked()
+	c.mu.Unlock()
+	if cap(buf) < len(data) {
+		buf = make([]byte, len(data))
+	}
+	buf = buf[:len(data)]
+	copy(buf, data)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[g]; ok || c.loading[g] != nil {
+		c.recycle(buf)
+		return
+	}
+	c.insert(g, buf)
+}
+
 // buffer returns a recycled buffer, or nil for the loader to size. Sizes
 // differ only for the short last generation, so we allocate per load when
 // the free list is empty.
 func (c *genCache) buffer() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.bufferLocked()
+}
+
+func (c *genCache) bufferLocked() []byte {
 	if n := len(c.free); n > 0 {
 		b := c.free[n-1]
 		c.free = c.free[:n-1]

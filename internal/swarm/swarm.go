@@ -510,6 +510,10 @@ func (s *Swarm) finishGeneration(g int, data []byte) error {
 	}
 	gen.complete.Store(true)
 	gen.rank.Store(int32(gen.blocks))
+	// The hash covers the real bytes only; zero the padding so a sender
+	// that chose every block cannot make us serve its junk as source.
+	clear(data[gen.size:])
+	s.cache.put(g, data)
 	n := s.completeCount.Add(1)
 	if s.cfg.OnGeneration != nil {
 		s.cfg.OnGeneration(g)
