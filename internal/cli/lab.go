@@ -57,6 +57,7 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	retries := fs.Int("retries", 2, "run again, at most this many times, a run during which other processes used over a quarter of a core")
 	rateScale := fs.Float64("rate-scale", 1, "multiply every uplink by this (0.5: half the rates, to take the CPUs out of the way)")
 	getFlags := fs.String("get-flags", "", `extra flags for every "avalanche get", space-separated (e.g. "-v -slots 16")`)
+	getEnv := fs.String("get-env", "", `extra environment for every "avalanche get", space-separated (e.g. "GOMAXPROCS=1")`)
 	perf := fs.Bool("perf", false, `profile every run with "perf record -a" (Debian package linux-perf); perf.txt lands beside the run's logs`)
 	binary := fs.String("binary", "", "avalanche binary to run on the hosts (default: this one)")
 	install := fs.Bool("install", false, "install the Debian packages the lab needs (apt-get) and exit")
@@ -128,6 +129,7 @@ Hidden helpers run inside the hosts: "lab serve-http" and "lab fetch".`)
 	}
 	cfg.PieceSize = ps
 	cfg.GetArgs = strings.Fields(*getFlags)
+	cfg.GetEnv = strings.Fields(*getEnv)
 	cfg.Perf = *perf
 
 	if os.Geteuid() != 0 {

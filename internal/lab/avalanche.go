@@ -110,7 +110,7 @@ func (a *avalancheSystem) startLeecher(ctx context.Context, r *run, l *leecher) 
 	seed := r.tb.seed.ip.String()
 	home := filepath.Join(l.dir, "home")
 	return r.start(procSpec{name: l.host.name + "-get", role: procLeecher, host: l.host, dir: l.dir,
-		env: []string{"AVALANCHE_HOME=" + home, "AVALANCHE_DATA=" + filepath.Join(l.dir, "data")},
+		env: append([]string{"AVALANCHE_HOME=" + home, "AVALANCHE_DATA=" + filepath.Join(l.dir, "data")}, r.lab.cfg.GetEnv...),
 		args: append([]string{r.lab.cfg.Binary, "get", a.content,
 			"--origin", fmt.Sprintf("http://%s:%d", seed, avOriginPort),
 			"--tracker", fmt.Sprintf("http://%s:%d", seed, avTrackerPort),

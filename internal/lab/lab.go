@@ -80,6 +80,9 @@ type Config struct {
 	// GetArgs are extra arguments for every "avalanche get" (engine tuning
 	// or -v for its event log, which lands in the run's logs).
 	GetArgs []string
+	// GetEnv is extra environment (NAME=value) for every "avalanche get":
+	// GOMAXPROCS, GODEBUG and the like, for experiments.
+	GetEnv []string
 	// Perf, when set, samples all CPUs with "perf record" during each run
 	// and writes perf.txt (hottest symbols by command) beside its logs.
 	// The sampling costs a few percent of CPU.
