@@ -372,10 +372,25 @@ func TestSlicedRanges(t *testing.T) {
 	if got := bytesOut.Load() - before; got > 1<<20 {
 		t.Errorf("a middle range pulled %d bytes, want at most one slice", got)
 	}
-	// the whole object assembles from slices, then is a hit
+	// the whole object assembles from slices, then is a hit; the slice the
+	// first (tail) range filled in part is completed with its head only
 	r = get(t, e.base+"/big.bin")
 	if r.code != 200 || sha256.Sum256([]byte(r.body)) != sha256.Sum256(content) {
 		t.Fatalf("full GET = %d, %d bytes, content differs", r.code, len(r.body))
+	}
+	if got := bytesOut.Load(); got != size {
+		t.Errorf("origin sent %d bytes in all, want the object once (%d)", got, size)
+	}
+	// a first range at the start of an object, then one further into the
+	// same slice: the second fetches only the slice's missing tail
+	before = bytesOut.Load()
+	get(t, e.base+"/big.bin?copy=2", "Range", "bytes=0-99")
+	r = get(t, e.base+"/big.bin?copy=2", "Range", "bytes=600000-600099")
+	if r.body != string(content[600000:600100]) {
+		t.Fatalf("range after a head range: body wrong")
+	}
+	if got := bytesOut.Load() - before; got != 1<<20 {
+		t.Errorf("a head range and a range behind it pulled %d bytes, want one slice (%d)", got, 1<<20)
 	}
 	hits := o.hits.Load()
 	r = get(t, e.base+"/big.bin", "Range", "bytes=1048000-1049000")

@@ -260,8 +260,10 @@ func (s *Server) storedSlice(key string) (sliceBytes, bool) {
 }
 
 // sliceData returns slice idx of an entry covering at least bytes
-// [from, to) of the slice, fetching the whole slice from the origin
-// (collapsed) when the stored part does not cover them.
+// [from, to) of the slice, fetching from the origin (collapsed) when the
+// stored part does not cover them. A stored part that lacks only a head or
+// a tail (a range miss that filled part of the slice) is completed with
+// just the missing bytes; otherwise the whole slice is fetched.
 func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, ent *entry, idx, from, to int64, rs *reqState) (sliceBytes, error) {
 	m := ent.m
 	S := m.SliceSize
@@ -269,8 +271,9 @@ func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, en
 	key := sliceKey(ent.key, m.Version, idx)
 	covers := func(sd sliceBytes) bool { return sd.lo <= from && sd.lo+int64(len(sd.data)) >= to }
 	for attempt := 0; attempt < 3; attempt++ {
-		if sd, ok := s.storedSlice(key); ok && covers(sd) {
-			return sd, nil
+		have, ok := s.storedSlice(key)
+		if ok && covers(have) {
+			return have, nil
 		}
 		fl, leader := s.flights.begin("s" + key)
 		if !leader {
@@ -279,7 +282,7 @@ func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, en
 			}
 			continue
 		}
-		sd, err := s.fetchSlice(ctx, r, p, ent, idx, need, rs)
+		sd, err := s.completeSlice(ctx, r, p, ent, idx, need, have, rs)
 		if err == nil {
 			var lo [8]byte
 			binary.LittleEndian.PutUint64(lo[:], uint64(sd.lo))
@@ -291,23 +294,47 @@ func (s *Server) sliceData(ctx context.Context, r *http.Request, p *property, en
 		s.flights.end("s"+key, fl, err)
 		return sd, err
 	}
-	sd, err := s.fetchSlice(ctx, r, p, ent, idx, need, rs)
+	sd, err := s.fetchSlice(ctx, r, p, ent, idx, 0, need, rs)
 	if err == nil && !covers(sd) {
 		err = fmt.Errorf("%w: origin did not return the requested range", ErrOrigin)
 	}
 	return sd, err
 }
 
-// fetchSlice asks the origin for one aligned slice, with If-Range so a
-// changed object is detected rather than mixed.
-func (s *Server) fetchSlice(ctx context.Context, r *http.Request, p *property, ent *entry, idx, need int64, rs *reqState) (sliceBytes, error) {
+// completeSlice fetches what slice idx (need bytes long) lacks beyond the
+// stored part have, and returns the whole slice.
+func (s *Server) completeSlice(ctx context.Context, r *http.Request, p *property, ent *entry, idx, need int64, have sliceBytes, rs *reqState) (sliceBytes, error) {
+	lo, hi := have.lo, have.lo+int64(len(have.data))
+	if len(have.data) == 0 || lo > 0 && hi < need || hi > need {
+		return s.fetchSlice(ctx, r, p, ent, idx, 0, need, rs)
+	}
+	gapLo, gapHi := hi, need // a tail is missing
+	if lo > 0 {
+		gapLo, gapHi = 0, lo // a head is missing
+	}
+	got, err := s.fetchSlice(ctx, r, p, ent, idx, gapLo, gapHi, rs)
+	if err != nil {
+		return got, err
+	}
+	if got.lo > gapLo || got.lo+int64(len(got.data)) < gapHi {
+		return sliceBytes{}, fmt.Errorf("%w: origin did not return the requested range", ErrOrigin)
+	}
+	whole := make([]byte, need)
+	copy(whole[gapLo:gapHi], got.data[gapLo-got.lo:])
+	copy(whole[lo:hi], have.data)
+	return sliceBytes{data: whole}, nil
+}
+
+// fetchSlice asks the origin for bytes [from, to) of slice idx, with
+// If-Range so a changed object is detected rather than mixed.
+func (s *Server) fetchSlice(ctx context.Context, r *http.Request, p *property, ent *entry, idx, from, to int64, rs *reqState) (sliceBytes, error) {
 	m := ent.m
 	start := idx * m.SliceSize
 	out, err := s.originRequest(ctx, r, p, http.MethodGet, nil, rs, true)
 	if err != nil {
 		return sliceBytes{}, err
 	}
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, start+need-1))
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start+from, start+to-1))
 	if v := httpcache.StrongValidator(m.Header); v != "" {
 		out.Header.Set("If-Range", v)
 	}
@@ -337,14 +364,14 @@ func (s *Server) fetchSlice(ctx context.Context, r *http.Request, p *property, e
 			s.store.DeleteFamily(cachestore.Family(ent.key))
 			return sliceBytes{}, errChanged
 		}
-		if _, err := io.CopyN(io.Discard, resp.Body, start); err != nil {
+		if _, err := io.CopyN(io.Discard, resp.Body, start+from); err != nil {
 			return sliceBytes{}, fmt.Errorf("%w: %v", ErrOrigin, err)
 		}
-		buf := make([]byte, need)
+		buf := make([]byte, to-from)
 		if _, err := io.ReadFull(resp.Body, buf); err != nil {
 			return sliceBytes{}, fmt.Errorf("%w: %v", ErrOrigin, err)
 		}
-		return sliceBytes{data: buf}, nil
+		return sliceBytes{lo: from, data: buf}, nil
 	}
 	return sliceBytes{}, fmt.Errorf("%w: slice fetch got status %d", ErrOrigin, resp.StatusCode)
 }
