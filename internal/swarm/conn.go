@@ -271,7 +271,9 @@ func (s *Swarm) forget(c *conn) {
 	}
 	c.offerReqs = map[int][]int{}
 	for g := range c.pendingGens {
-		s.dropWants(c, g, -1, false)
+		if s.dropWants(c, g, -1, false) > 0 {
+			s.reconsider(g)
+		}
 	}
 	c.pendingGens = map[int]int{}
 	c.wantsOut = 0
@@ -310,6 +312,18 @@ func (s *Swarm) dropWants(c *conn, g, n int, late bool) int {
 		c.late[g] += dropped
 	}
 	return dropped
+}
+
+// reconsider forgets which neighbours' offers of g held nothing new: they
+// were judged against a span that included wants since given up (to a
+// link that closed or stalled), and may hold what those wants were for.
+// Caller holds s.mu.
+func (s *Swarm) reconsider(g int) {
+	for o := range s.conns {
+		if o.useless != nil {
+			o.useless[g] = false
+		}
+	}
 }
 
 // mootWants settles the books of wants that completion of their generation

@@ -298,7 +298,9 @@ func (s *Swarm) expireWants(now time.Time) {
 		}
 		gen.mu.Unlock()
 		for c, n := range stale {
-			s.dropWants(c, g, n, true)
+			if s.dropWants(c, g, n, true) > 0 {
+				s.reconsider(g)
+			}
 			c.depth = max(2, c.depth/2)
 			c.stalledUntil = now.Add(stallPause)
 		}
