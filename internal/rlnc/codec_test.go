@@ -442,6 +442,38 @@ func TestErrors(t *testing.T) {
 
 func second(_ bool, err error) error { return err }
 
+// TestDecoderIn decodes into a caller's buffer that holds junk (a reused
+// one) and is larger than needed, and refuses one that is too small.
+func TestDecoderIn(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	p := Params{K: 8, BlockSize: 1024}
+	data := randData(r, 8*1024-300)
+	e, _ := NewEncoder(p, data, r)
+	rows := randData(r, 9*1024)
+	d, err := NewDecoderIn(p, e.Blocks(), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBlock(e.Blocks(), 1024)
+	for !d.Complete() {
+		if err := e.Random(b.coeffs, b.payload); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Add(b.coeffs, b.payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(d.Data()[:len(data)], data) {
+		t.Fatal("decoded bytes differ")
+	}
+	if &d.Data()[0] != &rows[0] || len(d.Data()) != 8*1024 {
+		t.Errorf("Data is not the first %d bytes of the buffer given", 8*1024)
+	}
+	if _, err := NewDecoderIn(p, 8, make([]byte, 8*1024-1)); !errors.Is(err, ErrPayloadLength) {
+		t.Errorf("NewDecoderIn(short buffer) = %v, want ErrPayloadLength", err)
+	}
+}
+
 func TestNoAllocs(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	p := Params{K: 16, BlockSize: 4096}

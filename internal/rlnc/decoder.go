@@ -74,6 +74,13 @@ const flushBytes = 512 << 10
 // NewDecoder returns an empty Decoder for a generation of blocks blocks
 // (1..K, Generation.Blocks) of p.BlockSize bytes.
 func NewDecoder(p Params, blocks int) (*Decoder, error) {
+	return NewDecoderIn(p, blocks, nil)
+}
+
+// NewDecoderIn is NewDecoder with the payload rows kept in data, which
+// must hold blocks × p.BlockSize bytes (nil: allocate them). The Decoder
+// owns data from then on; Data returns it.
+func NewDecoderIn(p Params, blocks int, data []byte) (*Decoder, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -81,11 +88,17 @@ func NewDecoder(p Params, blocks int) (*Decoder, error) {
 		return nil, fmt.Errorf("%w (%d, k = %d)", ErrBlocks, blocks, p.K)
 	}
 	n, bs := blocks, p.BlockSize
+	switch {
+	case data == nil:
+		data = make([]byte, n*bs)
+	case len(data) < n*bs:
+		return nil, fmt.Errorf("%w (%d bytes of rows, want %d)", ErrPayloadLength, len(data), n*bs)
+	}
 	d := &Decoder{
 		n:      n,
 		bs:     bs,
 		coeffs: make([]byte, n*n),
-		data:   make([]byte, n*bs),
+		data:   data[: n*bs : n*bs],
 		rows:   make([][]byte, n),
 		has:    make([]bool, n),
 		queue:  make([]pending, min(Batch, n)),

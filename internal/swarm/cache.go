@@ -14,7 +14,7 @@ type genCache struct {
 	load    func(g int, buf []byte) ([]byte, error)
 	entries map[int]*list.Element
 	lru     list.List // of *cacheEntry, most recent at front
-	free    [][]byte
+	bufs    *genSlab  // where buffers come from and go back to
 	loading map[int]*sync.WaitGroup
 }
 
@@ -25,8 +25,8 @@ type cacheEntry struct {
 	dead bool // evicted; recycle when refs reach 0
 }
 
-func newGenCache(capacity int, load func(int, []byte) ([]byte, error)) *genCache {
-	return &genCache{cap: capacity, load: load, entries: map[int]*list.Element{}, loading: map[int]*sync.WaitGroup{}}
+func newGenCache(capacity int, bufs *genSlab, load func(int, []byte) ([]byte, error)) *genCache {
+	return &genCache{cap: capacity, bufs: bufs, load: load, entries: map[int]*list.Element{}, loading: map[int]*sync.WaitGroup{}}
 }
 
 // get returns generation g's data (padded to whole blocks) and a release
@@ -54,7 +54,7 @@ func (c *genCache) get(g int) ([]byte, func(), error) {
 	c.loading[g] = wg
 	c.mu.Unlock()
 
-	buf, err := c.load(g, c.buffer())
+	buf, err := c.load(g, c.bufs.get())
 
 	c.mu.Lock()
 	delete(c.loading, g)
@@ -95,8 +95,8 @@ func (c *genCache) put(g int, data []byte) {
 		c.mu.Unlock()
 		return
 	}
-	buf := c.bufferLocked()
 	c.mu.Unlock()
+	buf := c.bufs.get()
 	if cap(buf) < len(data) {
 		buf = make([]byte, len(data))
 	}
@@ -109,24 +109,6 @@ func (c *genCache) put(g int, data []byte) {
 		return
 	}
 	c.insert(g, buf)
-}
-
-// buffer returns a recycled buffer, or nil for the loader to size. Sizes
-// differ only for the short last generation, so we allocate per load when
-// the free list is empty.
-func (c *genCache) buffer() []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.bufferLocked()
-}
-
-func (c *genCache) bufferLocked() []byte {
-	if n := len(c.free); n > 0 {
-		b := c.free[n-1]
-		c.free = c.free[:n-1]
-		return b
-	}
-	return nil
 }
 
 func (c *genCache) insert(g int, data []byte) *cacheEntry {
@@ -155,7 +137,7 @@ func (c *genCache) release(e *cacheEntry) {
 }
 
 func (c *genCache) recycle(b []byte) {
-	if b != nil && len(c.free) < 4 {
-		c.free = append(c.free, b)
+	if b != nil {
+		c.bufs.put(b)
 	}
 }

@@ -49,7 +49,11 @@ func (s *Swarm) newDecoder(gen *generation) *decoder {
 		}
 		s.decMu.Unlock()
 	}
-	d, err := rlnc.NewDecoder(s.params(), gen.blocks)
+	var rows []byte
+	if gen.blocks == s.m.K {
+		rows = s.bufs.get()
+	}
+	d, err := rlnc.NewDecoderIn(s.params(), gen.blocks, rows)
 	if err != nil {
 		panic(err) // parameters were validated by the manifest
 	}
@@ -57,14 +61,19 @@ func (s *Swarm) newDecoder(gen *generation) *decoder {
 }
 
 // releaseDecoder keeps gen's decoder for another generation, as many as
-// may be active at once. Caller holds gen.mu.
+// may be active at once, and gives the rows of any other back to the slab.
+// Caller holds gen.mu.
 func (s *Swarm) releaseDecoder(gen *generation) {
 	if gen.dec != nil && gen.blocks == s.m.K {
 		s.decMu.Lock()
-		if len(s.decoders) < 2*max(1, s.cfg.Slots) {
+		kept := len(s.decoders) < 2*max(1, s.cfg.Slots)
+		if kept {
 			s.decoders = append(s.decoders, gen.dec)
 		}
 		s.decMu.Unlock()
+		if !kept {
+			s.bufs.put(gen.dec.data())
+		}
 	}
 	gen.dec = nil
 }

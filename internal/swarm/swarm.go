@@ -170,6 +170,7 @@ type Swarm struct {
 	log  *slog.Logger
 	gens []*generation
 
+	bufs  *genSlab // whole-generation buffers: decoders' rows, the cache
 	cache *genCache
 	// Released decoders of K blocks, kept for the next generations: a
 	// sync.Pool loses them at every GC, and fresh ones cost page faults
@@ -311,7 +312,8 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 	if cfg.Out != nil {
 		cacheGens = 4
 	}
-	s.cache = newGenCache(cacheGens, s.loadGeneration)
+	s.bufs = newGenSlab(s.m.K * s.m.BlockSize)
+	s.cache = newGenCache(cacheGens, s.bufs, s.loadGeneration)
 	s.ctx, s.cancel = context.WithCancel(n.ctx)
 	if s.isComplete() {
 		s.doneOnce.Do(func() { close(s.done) })
