@@ -3,8 +3,8 @@ package swarm
 import "sync"
 
 // genSlab hands out buffers of one generation's padded size (K blocks),
-// for decoders' rows and the serving cache, carved from chunks of
-// slabBuffers buffers each and taken back for reuse. A chunk lives as
+// for decoders' rows and the serving cache, carved from chunks of about
+// slabChunk bytes and taken back for reuse. A chunk lives as
 // long as any buffer of it is referenced; the slab never gives memory
 // back by itself, so a swarm holds at most its peak of generations in
 // flight plus cached.
@@ -22,9 +22,10 @@ type genSlab struct {
 	rest []byte // the current chunk's uncarved part
 }
 
-// slabBuffers is how many buffers a chunk holds: 8 MiB for the usual
-// 1 MiB generations, four huge pages.
-const slabBuffers = 8
+// slabChunk is the size of a chunk: four huge pages, eight of the usual
+// 1 MiB generations. Larger generations get a chunk each, so that a slab
+// never reserves more than one buffer ahead of need.
+const slabChunk = 8 << 20
 
 func newGenSlab(size int) *genSlab { return &genSlab{size: size} }
 
@@ -39,7 +40,7 @@ func (s *genSlab) get() []byte {
 		return b
 	}
 	if len(s.rest) < s.size {
-		s.rest = hugeBytes(slabBuffers * s.size)
+		s.rest = hugeBytes(max(1, slabChunk/s.size) * s.size)
 	}
 	b := s.rest[:s.size:s.size]
 	s.rest = s.rest[s.size:]

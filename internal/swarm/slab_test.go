@@ -15,7 +15,7 @@ func TestGenSlabReuse(t *testing.T) {
 	s := newGenSlab(size)
 	seen := map[*byte]bool{}
 	var bufs [][]byte
-	for range 3 * slabBuffers {
+	for range 3 * slabChunk / size {
 		b := s.get()
 		if len(b) != size || cap(b) != size {
 			t.Fatalf("buffer of len %d cap %d, want %d", len(b), cap(b), size)
@@ -46,6 +46,11 @@ func TestGenSlabReuse(t *testing.T) {
 	}
 	if b := s.get(); seen[&b[0]] {
 		t.Error("a buffer in use was handed out")
+	}
+	// A generation larger than a chunk gets a chunk of its own.
+	big := newGenSlab(slabChunk + 1)
+	if b := big.get(); len(b) != slabChunk+1 || len(big.rest) != 0 {
+		t.Errorf("large buffer of %d bytes left %d carved ahead", len(b), len(big.rest))
 	}
 }
 
