@@ -22,7 +22,7 @@ type cacheEntry struct {
 	gen  int
 	data []byte
 	refs int
-	dead bool // evicted; recycle when refs reach 0
+	dead bool // evicted; its buffer goes back to the slab when refs reach 0
 }
 
 func newGenCache(capacity int, bufs *genSlab, load func(int, []byte) ([]byte, error)) *genCache {
@@ -60,7 +60,7 @@ func (c *genCache) get(g int) ([]byte, func(), error) {
 	delete(c.loading, g)
 	wg.Done()
 	if err != nil {
-		c.recycle(buf)
+		c.bufs.put(buf)
 		c.mu.Unlock()
 		return nil, nil, err
 	}
@@ -105,7 +105,7 @@ func (c *genCache) put(g int, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[g]; ok || c.loading[g] != nil {
-		c.recycle(buf)
+		c.bufs.put(buf)
 		return
 	}
 	c.insert(g, buf)
@@ -121,7 +121,7 @@ func (c *genCache) insert(g int, data []byte) *cacheEntry {
 		delete(c.entries, old.gen)
 		old.dead = true
 		if old.refs == 0 {
-			c.recycle(old.data)
+			c.bufs.put(old.data)
 		}
 	}
 	return e
@@ -131,13 +131,7 @@ func (c *genCache) release(e *cacheEntry) {
 	c.mu.Lock()
 	e.refs--
 	if e.dead && e.refs == 0 {
-		c.recycle(e.data)
+		c.bufs.put(e.data)
 	}
 	c.mu.Unlock()
-}
-
-func (c *genCache) recycle(b []byte) {
-	if b != nil {
-		c.bufs.put(b)
-	}
 }

@@ -1,17 +1,19 @@
 package swarm
 
 import (
-	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 const hugePage = 2 << 20
 
-// hugeBytes returns n bytes of fresh memory, asking the kernel to back
-// its whole huge pages with huge pages (MADV_HUGEPAGE: honoured when
-// transparent huge pages are in "madvise" or "always" mode). The advice
-// is given before anything touches the memory: a fault then maps a 2 MiB
-// page at once instead of 512 small ones.
+// hugeBytes returns n bytes aligned to a huge page, advised for huge pages
+// (MADV_HUGEPAGE: honoured when transparent huge pages are in "madvise" or
+// "always" mode). The advice counts for memory not touched yet, as a
+// growing heap's is: a first fault then maps 2 MiB at once instead of 512
+// small pages. Heap memory the runtime reuses was already zeroed page by
+// page and keeps its small pages.
 func hugeBytes(n int) []byte {
 	raw := make([]byte, n+hugePage)
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
@@ -19,7 +21,7 @@ func hugeBytes(n int) []byte {
 	b := raw[skip : skip+n : skip+n]
 	if whole := n &^ (hugePage - 1); whole > 0 {
 		// Advice only: where it is refused, small pages serve as before.
-		syscall.Syscall(syscall.SYS_MADVISE, base+uintptr(skip), uintptr(whole), syscall.MADV_HUGEPAGE)
+		unix.Madvise(b[:whole], unix.MADV_HUGEPAGE)
 	}
 	return b
 }
