@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"avalanche/internal/atomicfile"
 	"avalanche/internal/identity"
@@ -64,10 +63,17 @@ func buildManifest(path, keyPath, property, name string, cf codingFlags) (*manif
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
 	if name == "" {
 		name = filepath.Base(path)
 	}
-	m, err := manifest.FromReader(f, cf.k, cf.block, property, name, time.Now())
+	// The manifest's time is the file's modification time, so publishing an
+	// unchanged build again signs the same manifest (ed25519 is
+	// deterministic), gets the same content ID, and uploads nothing.
+	m, err := manifest.FromReader(f, cf.k, cf.block, property, name, fi.ModTime())
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ type Manifest struct {
 	Size      int64             // bytes
 	K         int               // blocks per generation
 	BlockSize int               // bytes per block
-	Created   time.Time         // publication time, second precision
+	Created   time.Time         // build time (the publisher CLI uses the file's modification time), second precision
 	Publisher ed25519.PublicKey // key that signed the manifest
 	FileHash  [sha256.Size]byte // SHA-256 of the whole file
 	GenHashes [][sha256.Size]byte
