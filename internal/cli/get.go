@@ -143,7 +143,7 @@ func runGet(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "get", "[flags] CONTENT-ID | URL", `
 Download published content from its swarm. Every block is verified before use
 and every generation against the signed manifest; the file is written as
-NAME.partial and renamed to NAME only after its whole-file SHA-256 matched.
+NAME.partial and renamed to NAME once every generation has matched.
 Interrupt it at any time (even kill -9) and run the same command again: what
 was verified is kept. With --stream the content goes to standard output in
 order while it downloads (pipe it into a player or tar).
