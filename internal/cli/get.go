@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -246,11 +247,17 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 		}
 		cfg.Completed = func(res *client.Result) {
 			p := res.Progress
-			json.NewEncoder(w).Encode(map[string]any{
+			line := map[string]any{
 				"event": "complete", "content": id.String(), "path": res.Path, "size": res.Manifest.Size,
 				"seconds": p.Elapsed.Seconds(), "from_peers": p.FromPeers, "from_origin": p.FromOrigin,
 				"from_edge": p.FromEdge, "from_http": p.FromHTTP, "uploaded": p.Uploaded,
-			})
+				"blocks_in": p.Engine.BlocksIn, "units_in": p.Engine.UnitsIn,
+				"non_innovative": p.Engine.NonInnovative, "wasted": p.Engine.Wasted,
+			}
+			// What the download cost this process so far: the swarm lab
+			// sums it over leechers.
+			maps.Copy(line, processUsage())
+			json.NewEncoder(w).Encode(line)
 		}
 	}
 	res, err := client.Get(ctx, cfg)

@@ -138,6 +138,9 @@ type Progress struct {
 	Elapsed    time.Duration
 	Complete   bool
 	Seeding    bool
+	// Engine is the swarm engine's own counters (blocks in, non-innovative,
+	// wasted…), for those who measure it.
+	Engine swarm.Stats
 }
 
 // Result describes a finished download.
@@ -592,6 +595,7 @@ func (d *download) report(meter *rateWindow, seeding bool) Progress {
 		Peers: st.Peers, FromPeers: st.Received[swarm.FromPeer], FromOrigin: st.Received[swarm.FromOrigin],
 		FromEdge: st.Received[swarm.FromEdge], FromHTTP: st.Received[swarm.FromHTTP], Uploaded: st.Sent,
 		Elapsed: time.Since(d.start), Complete: st.Complete == st.Generations, Seeding: seeding,
+		Engine: st,
 	}
 	if rate > 0 && !p.Complete {
 		left := float64(p.Blocks-p.Rank) * float64(d.m.BlockSize)

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/json"
+	"maps"
 	"sync"
 	"time"
 )
@@ -56,10 +57,14 @@ func (l *leecher) setComplete(at time.Duration) {
 	}
 }
 
-// setCounters stores the client's own counters (bytes by source, uploaded).
+// setCounters stores the client's own counters (bytes by source, uploaded,
+// and what only its "complete" line reports), keeping those not given again.
 func (l *leecher) setCounters(c map[string]int64) {
 	l.mu.Lock()
-	l.counters = c
+	if l.counters == nil {
+		l.counters = map[string]int64{}
+	}
+	maps.Copy(l.counters, c)
 	l.mu.Unlock()
 }
 
@@ -89,6 +94,18 @@ type clientLine struct {
 	FromHTTP   int64   `json:"from_http"`
 	Uploaded   int64   `json:"uploaded"`
 	Peers      int     `json:"peers"`
+
+	// Only in Avalanche's "complete" line: the engine's counters and what
+	// the download cost the process.
+	BlocksIn      int64   `json:"blocks_in"`
+	UnitsIn       int64   `json:"units_in"`
+	NonInnovative int64   `json:"non_innovative"`
+	Wasted        int64   `json:"wasted"`
+	UserSeconds   float64 `json:"cpu_user_seconds"`
+	SysSeconds    float64 `json:"cpu_sys_seconds"`
+	MinorFaults   int64   `json:"minor_faults"`
+	Voluntary     int64   `json:"voluntary_switches"`
+	Involuntary   int64   `json:"involuntary_switches"`
 }
 
 // jsonLines returns an onLine callback that feeds a leecher from the JSON
@@ -115,6 +132,14 @@ func jsonLines(l *leecher, now func() time.Duration) func([]byte) {
 			l.setCounters(counters)
 		case "complete", "done":
 			l.setComplete(now())
+			if m.Event == "complete" && m.BlocksIn > 0 {
+				counters["blocks_in"], counters["units_in"] = m.BlocksIn, m.UnitsIn
+				counters["non_innovative"], counters["wasted"] = m.NonInnovative, m.Wasted
+				counters["cpu_user_ms"] = int64(m.UserSeconds * 1000)
+				counters["cpu_sys_ms"] = int64(m.SysSeconds * 1000)
+				counters["minor_faults"] = m.MinorFaults
+				counters["voluntary_switches"], counters["involuntary_switches"] = m.Voluntary, m.Involuntary
+			}
 			l.setCounters(counters)
 		}
 	}
