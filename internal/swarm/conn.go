@@ -350,7 +350,7 @@ func (s *Swarm) rebuildBasis(gen *generation) {
 	}
 	gen.basis.Reset()
 	if gen.dec != nil {
-		gen.dec.d.AddRowsTo(gen.basis)
+		gen.dec.addRowsTo(gen.basis)
 	}
 	for _, p := range gen.pending {
 		if p.v != nil {
@@ -562,9 +562,8 @@ func (c *conn) onRequest(r wire.Request) error {
 		offer(min(n, k, wire.MaxOffer), func(int) bool { return true }, func(v []byte) { rlnc.RandomCoefficients(rng, v) })
 	} else {
 		gen.mu.Lock()
-		if gen.dec != nil && gen.dec.rank() > 0 {
-			d := gen.dec.d
-			offer(min(n, d.Rank(), wire.MaxOffer), d.UnitRow, func(v []byte) { d.SpanVector(rng, v) })
+		if d := gen.dec; d != nil && d.rank() > 0 {
+			offer(min(n, d.rank(), wire.MaxOffer), d.unitRow, func(v []byte) { d.spanVector(rng, v) })
 		}
 		gen.mu.Unlock()
 	}
@@ -811,7 +810,11 @@ func (c *conn) onBlock(b wire.Block) error {
 		s.stats.wasted.Add(1)
 		return nil
 	}
-	if !gen.dec.add(b.Coeffs, b.Payload) {
+	if ok, err := gen.dec.add(b.Coeffs, b.Payload); err != nil {
+		gen.mu.Unlock()
+		s.fail(err)
+		return err
+	} else if !ok {
 		gen.mu.Unlock()
 		s.stats.nonInnovative.Add(1)
 		return nil
@@ -832,7 +835,15 @@ func (c *conn) onBlock(b wire.Block) error {
 		return nil
 	}
 	// Full rank: check and store.
-	err := s.finishGeneration(g, gen.dec.data())
+	data, stored, err := gen.dec.finish()
+	if err == nil {
+		err = s.finishGeneration(g, data, stored)
+		if stored {
+			s.bufs.put(data)
+		}
+	} else {
+		s.fail(err)
+	}
 	if errors.Is(err, ErrStorage) {
 		gen.mu.Unlock()
 		return err

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -33,10 +34,13 @@ func (s *Swarm) produce(c *conn, w *want, payload []byte) (wire.RejectReason, bo
 		if gen.dec == nil {
 			return wire.RejectNotHeld, false
 		}
-		if w.any && gen.dec.d.SpanVector(s.rngFor(w), w.v) != nil {
+		if w.any && gen.dec.spanVector(s.rngFor(w), w.v) != nil {
 			return wire.RejectNotHeld, false
 		}
-		if gen.dec.d.Combine(w.v, payload) != nil {
+		if err := gen.dec.combine(w.v, payload); err != nil {
+			if errors.Is(err, ErrStorage) {
+				s.log.Warn("cannot serve a block", "gen", w.gen, "err", err)
+			}
 			return wire.RejectNotHeld, false
 		}
 		return 0, true
@@ -164,12 +168,20 @@ func (s *Swarm) urgentTurn(gen *generation, c *conn) bool {
 const urgentHold = time.Second
 
 // sourceBlock writes source block i of whole generation gen into payload,
-// zero-padded, from the generation cache: neighbours ask a holder for a
-// stream of blocks of the same few generations, and one read of the whole
-// generation costs one system call where block-sized reads cost one per
-// block (each of them waking the Go runtime's sysmon thread: with thirty
-// peers on two cores, that polling took a tenth of the CPU).
+// zero-padded. Where storage is read with raw system calls it reads just
+// that block; elsewhere from the generation cache: neighbours ask a holder
+// for a stream of blocks of the same few generations, and one read of the
+// whole generation costs one system call where block-sized reads cost one
+// per block (each of them waking the Go runtime's sysmon thread: with
+// thirty peers on two cores, that polling took a tenth of the CPU).
 func (s *Swarm) sourceBlock(gen *generation, i int, payload []byte) error {
+	if s.store.raw.ok() && !s.store.slow.Load() {
+		err := s.storedBlock(gen, i, payload)
+		if err != nil {
+			s.log.Warn("cannot read block", "gen", gen.index, "block", i, "err", err)
+		}
+		return err
+	}
 	data, release, err := s.cache.get(gen.index)
 	if err != nil {
 		s.log.Warn("cannot read block", "gen", gen.index, "block", i, "err", err)

@@ -176,7 +176,8 @@ type Swarm struct {
 	// sync.Pool loses them at every GC, and fresh ones cost page faults
 	// and zeroing of k·(B+k) bytes each.
 	decMu    sync.Mutex
-	decoders []*decoder
+	decoders []*rlnc.Decoder
+	store    *storage // where the content is read from and written to
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -312,6 +313,7 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 	if cfg.Out != nil {
 		cacheGens = 4
 	}
+	s.store = newStorage(cfg.Data, cfg.Out)
 	s.bufs = newGenSlab(s.m.K * s.m.BlockSize)
 	s.cache = newGenCache(cacheGens, s.bufs, s.loadGeneration)
 	s.ctx, s.cancel = context.WithCancel(n.ctx)
@@ -475,7 +477,7 @@ func (s *Swarm) kick() {
 }
 
 // loadGeneration reads generation g's bytes, padded to whole blocks, from
-// Data into buf (reallocated if too small).
+// storage into buf (reallocated if too small).
 func (s *Swarm) loadGeneration(g int, buf []byte) ([]byte, error) {
 	gen := s.gens[g]
 	if !gen.complete.Load() {
@@ -486,11 +488,7 @@ func (s *Swarm) loadGeneration(g int, buf []byte) ([]byte, error) {
 		buf = make([]byte, need)
 	}
 	buf = buf[:need]
-	n, err := s.cfg.Data.ReadAt(buf[:gen.size], gen.off)
-	if n == gen.size {
-		err = nil
-	}
-	if err != nil {
+	if err := s.store.readAt(buf[:gen.size], gen.off); err != nil {
 		return buf, fmt.Errorf("swarm: reading generation %d: %w", g, err)
 	}
 	clear(buf[gen.size:])
@@ -498,24 +496,31 @@ func (s *Swarm) loadGeneration(g int, buf []byte) ([]byte, error) {
 }
 
 // finishGeneration checks a fully decoded generation against the manifest
-// and stores it. data holds the generation padded to whole blocks.
-func (s *Swarm) finishGeneration(g int, data []byte) error {
+// and stores it, unless stored says it is in storage already. data holds
+// the generation padded to whole blocks. Caller holds gen.mu.
+func (s *Swarm) finishGeneration(g int, data []byte, stored bool) error {
 	gen := s.gens[g]
 	if sha256.Sum256(data[:gen.size]) != s.m.GenHashes[g] {
 		s.stats.hashFailures.Add(1)
 		return fmt.Errorf("%w: generation %d", ErrHashMismatch, g)
 	}
-	if _, err := s.cfg.Out.WriteAt(data[:gen.size], gen.off); err != nil {
-		err = fmt.Errorf("%w: writing generation %d: %w", ErrStorage, g, err)
-		s.fail(err)
-		return err
+	if !stored {
+		if err := s.store.writeAt(data[:gen.size], gen.off); err != nil {
+			err = fmt.Errorf("%w: writing generation %d: %w", ErrStorage, g, err)
+			s.fail(err)
+			return err
+		}
 	}
 	gen.complete.Store(true)
 	gen.rank.Store(int32(gen.blocks))
-	// The hash covers the real bytes only; zero the padding so a sender
-	// that chose every block cannot make us serve its junk as source.
-	clear(data[gen.size:])
-	s.cache.put(g, data)
+	if !s.store.raw.ok() {
+		// The hash covers the real bytes only; zero the padding so a
+		// sender that chose every block cannot make us serve its junk as
+		// source. Where storage is read block by block with raw calls,
+		// serving reads it from there instead.
+		clear(data[gen.size:])
+		s.cache.put(g, data)
+	}
 	n := s.completeCount.Add(1)
 	if s.cfg.OnGeneration != nil {
 		s.cfg.OnGeneration(g)
@@ -547,7 +552,7 @@ func (s *Swarm) InjectGeneration(g int, data []byte) error {
 		gen.mu.Unlock()
 		return nil
 	}
-	if err := s.finishGeneration(g, buf); err != nil {
+	if err := s.finishGeneration(g, buf, false); err != nil {
 		gen.mu.Unlock()
 		return err
 	}
