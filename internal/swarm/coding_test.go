@@ -56,6 +56,22 @@ func TestDecoderModes(t *testing.T) {
 			}
 			return f, f
 		}, true},
+		{"tmpfs", func(t *testing.T) (io.ReaderAt, io.WriterAt) {
+			dir, err := os.MkdirTemp("/dev/shm", "swarm-test")
+			if err != nil {
+				t.Skipf("no tmpfs at /dev/shm: %v", err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			f, err := os.Create(filepath.Join(dir, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			if err := f.Truncate(int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+			return f, f
+		}, true},
 		{"write-only", func(*testing.T) (io.ReaderAt, io.WriterAt) {
 			return nil, writeOnly{&memFile{b: make([]byte, len(data))}}
 		}, false},

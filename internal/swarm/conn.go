@@ -417,7 +417,9 @@ func (c *conn) takeHaves(frames [][]byte, now time.Time) [][]byte {
 }
 
 func (c *conn) readLoop() error {
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	// Small, so that the payload of a block (larger) is read from TLS
+	// straight into the frame buffer rather than copied through it.
+	br := bufio.NewReaderSize(c.nc, 4<<10)
 	s := c.s
 	var buf []byte
 	sawState := false
@@ -960,10 +962,13 @@ func (c *conn) writeLoop() {
 		return err
 	}
 	bs := s.m.BlockSize
-	payload := make([]byte, bs)
+	// A block frame is written from one buffer: header and coefficients
+	// right-aligned before the payload, which produce fills in place. TLS
+	// encrypts it from there, without a copy into the buffered writer.
+	frame := make([]byte, wire.BlockHeaderSize+s.m.K+bs)
+	payload := frame[wire.BlockHeaderSize+s.m.K:]
 	anyVec := make([]byte, s.m.K)
 	rng := newRand()
-	var hdr []byte
 	keepalive := time.NewTimer(30 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -1043,19 +1048,26 @@ func (c *conn) writeLoop() {
 			continue // closing
 		}
 		gather()
-		hdr = wire.BlockHeader(hdr[:0], uint32(w.gen), len(w.v), bs)
-		bw.Write(hdr)
-		bw.Write(w.v)
-		if _, err := bw.Write(payload); err != nil {
+		start := s.m.K - len(w.v)
+		wire.BlockHeader(frame[start:start], uint32(w.gen), len(w.v), bs)
+		copy(frame[start+wire.BlockHeaderSize:], w.v)
+		var err error
+		if bw.Buffered() > 0 {
+			err = bw.Flush() // control frames first
+		}
+		if err == nil {
+			_, err = c.nc.Write(frame[start:])
+		}
+		if err != nil {
 			c.close(wire.ByeNormal, "")
 			return
 		}
 		c.sentBytes.Add(int64(bs))
-		c.buffered.Store(int64(bw.Buffered()))
+		c.buffered.Add(int64(len(frame) - start))
 		c.sendRate.add(int64(bs))
 		s.stats.sent.Add(int64(bs))
-		// Flush unless another block follows at once (bufio writes a full
-		// buffer by itself): fewer, larger writes and TLS records.
+		// Flush unless another block follows at once (the socket gathers
+		// up to maxGather by itself): fewer, larger writes.
 		c.qmu.Lock()
 		more := len(c.wants) > 0 && len(c.ctrl) == 0
 		c.qmu.Unlock()

@@ -175,7 +175,7 @@ const urgentHold = time.Second
 // per block (each of them waking the Go runtime's sysmon thread: with
 // thirty peers on two cores, that polling took a tenth of the CPU).
 func (s *Swarm) sourceBlock(gen *generation, i int, payload []byte) error {
-	if s.store.raw.ok() && !s.store.slow.Load() {
+	if s.store.rawOK() {
 		err := s.storedBlock(gen, i, payload)
 		if err != nil {
 			s.log.Warn("cannot read block", "gen", gen.index, "block", i, "err", err)

@@ -11,26 +11,36 @@ import (
 // storage is where a swarm's content lives: generations it holds are read
 // from it, and a downloader writes into it what it receives. For an
 // *os.File on Linux the reads and writes are raw system calls (see
-// rawPread): like the socket I/O of sockConn, they do not tell the Go
+// rawFile): like the socket I/O of sockConn, they do not tell the Go
 // scheduler they may block, so they neither wake the runtime's monitor
-// thread nor hand the engine's P to another thread. The page cache takes
-// them at memory speed; a write that does block (a slow disk throttling
-// writers) would hold up the whole engine, so a call that takes longer
-// than slowIO turns the raw calls off for good.
+// thread nor hand the engine's P to another thread. In the swarm lab, the
+// ordinary calls each woke that thread, which then polled every 20 µs for
+// a millisecond: two thirds of all context switches. The page cache takes
+// raw calls at memory speed. A read that would wait for the disk is done
+// with an ordinary call instead (RWF_NOWAIT, where the file system takes
+// it); a write held up by a slow disk holds up the engine meanwhile, so
+// storage that keeps doing that — slowCalls calls over slowIO — is read and
+// written with ordinary calls from then on. Time on the clock is a coarse
+// test (a call whose thread was preempted is slow too, and on a busy
+// machine that may take tens of milliseconds), hence the generous limits.
 type storage struct {
 	r   io.ReaderAt // nil: nothing to read from
 	w   io.WriterAt // nil: a source, which writes nothing
 	raw rawFile     // the file behind r and w, when both are one *os.File
-	// slow is set once a raw call took longer than slowIO.
-	slow atomic.Bool
+	log func(msg string, args ...any)
+
+	slowSeen atomic.Int32
+	slow     atomic.Bool // raw calls are off
 }
 
-// slowIO is the longest a raw file call may take before raw calls are
-// turned off.
-const slowIO = 2 * time.Millisecond
+// Raw calls are turned off after slowCalls of them took over slowIO each.
+const (
+	slowIO    = 200 * time.Millisecond
+	slowCalls = 8
+)
 
-func newStorage(r io.ReaderAt, w io.WriterAt) *storage {
-	st := &storage{r: r, w: w}
+func newStorage(r io.ReaderAt, w io.WriterAt, log func(string, ...any)) *storage {
+	st := &storage{r: r, w: w, log: log}
 	if f, ok := r.(*os.File); ok && (w == nil || w == io.WriterAt(f)) {
 		st.raw = newRawFile(f)
 	}
@@ -50,19 +60,33 @@ func (st *storage) readBack() bool {
 	return ok && r == st.r
 }
 
+// rawOK reports whether raw calls are in use.
+func (st *storage) rawOK() bool { return st.raw.ok() && !st.slow.Load() }
+
+// timed runs a raw call and counts it if it was slow.
+func (st *storage) timed(call func() error) error {
+	t := time.Now()
+	err := call()
+	if d := time.Since(t); d > slowIO && st.slowSeen.Add(1) == slowCalls {
+		st.slow.Store(true)
+		if st.log != nil {
+			st.log("storage is slow: reading and writing it with ordinary system calls from now on", "last_call", d)
+		}
+	}
+	return err
+}
+
 // readAt reads len(p) bytes at off; short reads (the end of the content)
 // are errors.
 func (st *storage) readAt(p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
-	if st.raw.ok() && !st.slow.Load() {
-		t := time.Now()
-		err := st.raw.pread(p, off)
-		if time.Since(t) > slowIO {
-			st.slow.Store(true)
+	if st.rawOK() {
+		err := st.timed(func() error { return st.raw.pread(p, off) })
+		if !errors.Is(err, errWouldBlock) {
+			return err
 		}
-		return err
 	}
 	if st.r == nil {
 		return errors.New("swarm: no storage to read from")
@@ -82,13 +106,8 @@ func (st *storage) writeAt(p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
-	if st.raw.ok() && !st.slow.Load() {
-		t := time.Now()
-		err := st.raw.pwrite(p, off)
-		if time.Since(t) > slowIO {
-			st.slow.Store(true)
-		}
-		return err
+	if st.rawOK() {
+		return st.timed(func() error { return st.raw.pwrite(p, off) })
 	}
 	_, err := st.w.WriteAt(p, off)
 	return err

@@ -1,18 +1,29 @@
 package swarm
 
 import (
+	"errors"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-// rawFile reads and writes an *os.File with raw pread and pwrite calls,
-// inside the file's Control, which keeps the descriptor from being closed
-// (and its number reused) under the call.
+// rawFile reads and writes an *os.File with raw system calls, inside the
+// file's Control, which keeps the descriptor from being closed (and its
+// number reused) under the call. Reads ask the kernel not to wait for the
+// disk (RWF_NOWAIT): one that would is done with an ordinary call instead
+// (errWouldBlock). Where the file system does not take that flag (tmpfs,
+// whose pages are memory anyway) reads are plain.
 type rawFile struct {
-	rc syscall.RawConn
+	rc     syscall.RawConn
+	nowait *atomic.Bool // RWF_NOWAIT is taken here
 }
+
+// errWouldBlock says a raw read would have waited for the disk.
+var errWouldBlock = errors.New("swarm: read would block")
 
 func newRawFile(f *os.File) rawFile {
 	if unsafe.Sizeof(uintptr(0)) < 8 {
@@ -22,33 +33,51 @@ func newRawFile(f *os.File) rawFile {
 	if err != nil {
 		return rawFile{}
 	}
-	return rawFile{rc: rc}
+	nowait := new(atomic.Bool)
+	nowait.Store(true)
+	return rawFile{rc: rc, nowait: nowait}
 }
 
 func (f rawFile) ok() bool { return f.rc != nil }
 
 func (f rawFile) pread(p []byte, off int64) error {
-	return f.do(syscall.SYS_PREAD64, p, off)
+	if f.nowait.Load() {
+		err := f.do(unix.SYS_PREADV2, p, off, unix.RWF_NOWAIT)
+		if !errors.Is(err, syscall.EOPNOTSUPP) {
+			if errors.Is(err, syscall.EAGAIN) {
+				return errWouldBlock
+			}
+			return err
+		}
+		f.nowait.Store(false)
+	}
+	return f.do(syscall.SYS_PREAD64, p, off, 0)
 }
 
 func (f rawFile) pwrite(p []byte, off int64) error {
-	return f.do(syscall.SYS_PWRITE64, p, off)
+	return f.do(syscall.SYS_PWRITE64, p, off, 0)
 }
 
-func (f rawFile) do(call uintptr, p []byte, off int64) error {
+// do runs call until all of p is transferred. A vectored call (preadv2)
+// gets one iovec and flags.
+func (f rawFile) do(call uintptr, p []byte, off int64, flags int) error {
 	var err error
 	cerr := f.rc.Control(func(fd uintptr) {
 		for done := 0; done < len(p); {
-			n, _, e := syscall.RawSyscall6(call, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done), uintptr(off+int64(done)), 0, 0)
+			var n uintptr
+			var e syscall.Errno
+			if call == unix.SYS_PREADV2 {
+				iov := unix.Iovec{Base: &p[done]}
+				iov.SetLen(len(p) - done)
+				n, _, e = syscall.RawSyscall6(call, fd, uintptr(unsafe.Pointer(&iov)), 1, uintptr(off+int64(done)), 0, uintptr(flags))
+			} else {
+				n, _, e = syscall.RawSyscall6(call, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done), uintptr(off+int64(done)), 0, 0)
+			}
 			switch {
 			case e == syscall.EINTR:
 				continue
 			case e != 0:
-				op := "pread"
-				if call == syscall.SYS_PWRITE64 {
-					op = "pwrite"
-				}
-				err = os.NewSyscallError(op, e)
+				err = os.NewSyscallError(callName(call), e)
 				return
 			case n == 0 && call == syscall.SYS_PWRITE64:
 				err = io.ErrShortWrite
@@ -64,4 +93,14 @@ func (f rawFile) do(call uintptr, p []byte, off int64) error {
 		return cerr
 	}
 	return err
+}
+
+func callName(call uintptr) string {
+	switch call {
+	case syscall.SYS_PWRITE64:
+		return "pwrite"
+	case unix.SYS_PREADV2:
+		return "preadv2"
+	}
+	return "pread"
 }

@@ -313,7 +313,7 @@ func newSwarm(n *Node, cfg Config) (*Swarm, error) {
 	if cfg.Out != nil {
 		cacheGens = 4
 	}
-	s.store = newStorage(cfg.Data, cfg.Out)
+	s.store = newStorage(cfg.Data, cfg.Out, s.log.Info)
 	s.bufs = newGenSlab(s.m.K * s.m.BlockSize)
 	s.cache = newGenCache(cacheGens, s.bufs, s.loadGeneration)
 	s.ctx, s.cancel = context.WithCancel(n.ctx)

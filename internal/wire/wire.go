@@ -610,10 +610,13 @@ func Append(dst []byte, f Frame) []byte {
 	return dst
 }
 
-// BlockHeader returns the 9-byte frame header (length, type, generation)
+// BlockHeaderSize is the length of what BlockHeader appends.
+const BlockHeaderSize = 9
+
+// BlockHeader appends the 9-byte frame header (length, type, generation)
 // of a Block frame carrying k coefficients and a payload of blockSize
-// bytes, so that a sender can write header, coefficients and payload
-// without copying them into one buffer.
+// bytes, so that a sender can lay out header, coefficients and payload
+// around a payload it has already written.
 func BlockHeader(dst []byte, gen uint32, k, blockSize int) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(1+4+k+blockSize))
 	dst = append(dst, byte(TBlock))
