@@ -47,7 +47,7 @@ func (s *Swarm) schedule() {
 	now := time.Now()
 	if now.Sub(s.lastExpire) >= 50*time.Millisecond {
 		// Timeouts are seconds long: checking them at every pass (one per
-		// block received, at most every scheduleGap) would only cost.
+		// wake-up of the process while blocks arrive) would only cost.
 		s.expireWants(now)
 		s.lastExpire = now
 	}

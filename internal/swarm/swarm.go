@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -616,44 +617,54 @@ func newRand() *rand.Rand {
 	return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 }
 
-// run is the swarm's maintenance loop: scheduling, dialing, timeouts.
+// run is the swarm's maintenance loop: scheduling, announcements,
+// dialing, timeouts.
+//
+// It keeps no timer of its own running at a high rate: every timer that
+// fires wakes the process (and the Go runtime's monitor thread, which
+// sleeps until the next timer), and with 32 downloaders on two cores a
+// scheduling timer armed after every block, plus a 25 ms announcement
+// ticker, made most of the system's context switches. Scheduling follows
+// the kicks that come with every block, offer and announcement instead:
+// the loop first lets every goroutine that is runnable already (readers
+// with input waiting) go on, so that one pass answers them all;
+// announcements go out from the same passes, at most every haveEvery; a
+// slow tick covers timeouts and quiet links, and stops once the content is
+// complete.
 func (s *Swarm) run() {
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	dialTick := time.NewTicker(500 * time.Millisecond)
 	defer dialTick.Stop()
-	haveTick := time.NewTicker(haveEvery)
-	defer haveTick.Stop()
-	// Kicks come with every block, offer and announcement; scheduling at
-	// most every scheduleGap answers them in batches, at a fraction of the
-	// cost, and well within a block's time on the wire.
-	var last time.Time
-	later := time.NewTimer(time.Hour)
-	later.Stop()
-	pending := false
+	var lastHaves time.Time
+	ticking := true
+	pass := func() {
+		s.schedule()
+		if now := time.Now(); now.Sub(lastHaves) >= haveEvery {
+			s.flushHaves()
+			lastHaves = now
+		}
+	}
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-haveTick.C:
-			s.flushHaves()
 		case <-s.wake:
-			if wait := scheduleGap - time.Since(last); wait > 0 {
-				if !pending {
-					later.Reset(wait)
-					pending = true
-				}
-				continue
+			runtime.Gosched()
+			select {
+			case <-s.wake: // kicks from those that just ran: this pass answers them
+			default:
 			}
-			s.schedule()
-			last = time.Now()
-		case <-later.C:
-			pending = false
-			s.schedule()
-			last = time.Now()
+			pass()
 		case <-tick.C:
-			s.schedule()
-			last = time.Now()
+			pass()
+			if ticking && s.isComplete() {
+				// Seeding: neighbours' wants wake the writers directly;
+				// only a last announcement may still be due.
+				s.flushHaves()
+				tick.Reset(time.Hour)
+				ticking = false
+			}
 		case <-dialTick.C:
 			s.maintain()
 		case <-s.dialWake:
@@ -662,6 +673,6 @@ func (s *Swarm) run() {
 	}
 }
 
-// scheduleGap is the least time between two scheduling passes started by
-// kicks.
-const scheduleGap = 2 * time.Millisecond
+// tickEvery is how often the loop runs without being kicked: for want
+// timeouts, links whose pause ended, and announcements of a quiet swarm.
+const tickEvery = 50 * time.Millisecond
