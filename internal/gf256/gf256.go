@@ -6,7 +6,9 @@
 // through log/exp tables. The slice kernels work on whole buffers:
 // MulSlice (out = c·in), MulAddSlice (out ^= c·in) and AddSlice
 // (out ^= in); Matrix is the fused form that computes several outputs from
-// several inputs, reading each input once: out_j ^= Σ_i c_ji·in_i.
+// several inputs, reading each input once: out_j ^= Σ_i c_ji·in_i; Weights
+// computes inner products Σ u[i]·y[i] with a fixed u (VGF2P8MULB through
+// the isomorphism onto the field of AES, where GFNI runs).
 //
 // On amd64 the fused kernels are generated assembly (kernel_amd64.s): with
 // AVX-512 and GFNI one VGF2P8AFFINEQB multiplies 64 bytes by a constant's

@@ -87,8 +87,9 @@ type Checker struct {
 	full    int // segments that lie wholly inside the block
 	gen     uint64
 	aes     cipher.Block
-	r       []byte // t·s: R_j[seg] at r[j·s+seg]
-	u       []byte // t·L: u_j at u[j·L:]
+	r       []byte          // t·s: R_j[seg] at r[j·s+seg]
+	u       []byte          // t·L: u_j at u[j·L:]
+	uw      []gf256.Weights // u_j, for Dot
 	mat     gf256.Matrix
 	coeffs  []byte          // scratch: R restricted to the full segments
 	segs    [][]byte        // scratch: the segment slices of a payload
@@ -118,6 +119,7 @@ func NewChecker(key Key, p rlnc.Params, checks int, generation uint64) (*Checker
 		bs: p.BlockSize, k: p.K, t: checks, s: s, l: l, full: p.BlockSize / l, aes: blk,
 		r:      make([]byte, checks*s),
 		u:      make([]byte, checks*l),
+		uw:     make([]gf256.Weights, checks),
 		coeffs: make([]byte, checks*s),
 		segs:   make([][]byte, s),
 		ys:     make([][]byte, checks),
@@ -146,6 +148,9 @@ func (c *Checker) SetGeneration(g uint64) {
 	c.block, c.used = 0, len(c.ks)
 	c.stream(c.r)
 	c.stream(c.u)
+	for j := range c.uw {
+		c.uw[j].Set(c.u[j*c.l : (j+1)*c.l])
+	}
 	// The product matrix of Sum: output j takes R_j[seg] times segment seg,
 	// over the segments that are wholly inside the block.
 	for j := 0; j < c.t; j++ {
@@ -181,7 +186,7 @@ func (c *Checker) sum(x []byte) {
 		}
 	}
 	for j, y := range c.ys {
-		c.sums[j] = gf256.DotProduct(c.u[j*l:(j+1)*l], y)
+		c.sums[j] = c.uw[j].Dot(y)
 	}
 	clear(c.segs)
 }

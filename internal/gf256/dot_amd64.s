@@ -1,0 +1,57 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func dotGFNI(matrix uint64, fu []byte, y []byte) byte
+TEXT ·dotGFNI(SB), NOSPLIT, $0-57
+	MOVQ matrix+0(FP), AX
+	MOVQ fu_base+8(FP), SI
+	MOVQ y_base+32(FP), DI
+	MOVQ y_len+40(FP), CX
+	VPBROADCASTQ AX, Z31
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	CMPQ CX, $128
+	JB   single
+pairs:
+	VMOVDQU64 0(DI), Z2
+	VMOVDQU64 64(DI), Z3
+	VGF2P8AFFINEQB $0, Z31, Z2, Z2
+	VGF2P8AFFINEQB $0, Z31, Z3, Z3
+	VGF2P8MULB 0(SI), Z2, Z2
+	VGF2P8MULB 64(SI), Z3, Z3
+	VPXORQ Z2, Z0, Z0
+	VPXORQ Z3, Z1, Z1
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $128, CX
+	CMPQ CX, $128
+	JAE  pairs
+single:
+	TESTQ CX, CX
+	JZ   reduce
+	VMOVDQU64 0(DI), Z2
+	VGF2P8AFFINEQB $0, Z31, Z2, Z2
+	VGF2P8MULB 0(SI), Z2, Z2
+	VPXORQ Z2, Z0, Z0
+reduce:
+	VPXORQ Z1, Z0, Z0
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPXORQ Y1, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPXOR X1, X0, X0
+	VMOVQ X0, AX
+	VPEXTRQ $1, X0, BX
+	XORQ BX, AX
+	MOVQ AX, BX
+	SHRQ $32, BX
+	XORQ BX, AX
+	MOVQ AX, BX
+	SHRQ $16, BX
+	XORQ BX, AX
+	MOVQ AX, BX
+	SHRQ $8, BX
+	XORQ BX, AX
+	MOVB AX, ret+56(FP)
+	VZEROUPPER
+	RET
