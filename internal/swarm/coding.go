@@ -37,6 +37,12 @@ type decoder struct {
 	// Direct mode: source blocks held, in storage at their place.
 	held []bool
 	n    int
+	// fresh marks source blocks that came from a seed and have not been
+	// served to anyone since: as far as we know nobody else holds them,
+	// and they are lost if we leave. They are offered first, so that the
+	// swarm takes a copy soon (in the swarm lab's churn scenario, blocks
+	// that downloaders left with had to be sent again at the very end).
+	fresh []bool
 }
 
 // newDecoder returns an empty decoder for gen: direct when the storage
@@ -46,6 +52,7 @@ func (s *Swarm) newDecoder(gen *generation) *decoder {
 	d := &decoder{s: s, gen: gen}
 	if s.store.readBack() {
 		d.held = make([]bool, gen.blocks)
+		d.fresh = make([]bool, gen.blocks)
 	} else {
 		d.d = s.codedDecoder(gen)
 	}
@@ -83,9 +90,10 @@ func (d *decoder) innovative(coeffs []byte) bool {
 	return d.d.Innovative(coeffs)
 }
 
-// add takes a block (verified) and reports whether it was innovative. The
-// error is a storage failure.
-func (d *decoder) add(coeffs, payload []byte) (bool, error) {
+// add takes a block (verified) and reports whether it was innovative;
+// fromSeed says it came from a seed (an origin or edge). The error is a
+// storage failure.
+func (d *decoder) add(coeffs, payload []byte, fromSeed bool) (bool, error) {
 	if len(coeffs) != d.gen.blocks || len(payload) != d.s.m.BlockSize {
 		return false, nil
 	}
@@ -99,6 +107,7 @@ func (d *decoder) add(coeffs, payload []byte) (bool, error) {
 				return false, fmt.Errorf("%w: writing generation %d: %w", ErrStorage, d.gen.index, err)
 			}
 			d.held[j] = true
+			d.fresh[j] = fromSeed
 			d.n++
 			return true, nil
 		}
@@ -131,8 +140,14 @@ func (d *decoder) materialize() error {
 		unit[j] = 1
 		cd.Add(unit, buf)
 	}
-	d.d, d.held, d.n = cd, nil, 0
+	d.d, d.held, d.fresh, d.n = cd, nil, nil, 0
 	return nil
+}
+
+// unique reports whether source block j came from a seed and has not been
+// served since (direct mode only; coded decoders keep no such record).
+func (d *decoder) unique(j int) bool {
+	return d.direct() && j >= 0 && j < len(d.fresh) && d.fresh[j]
 }
 
 func (d *decoder) unitRow(j int) bool {
@@ -173,6 +188,7 @@ func (d *decoder) combine(v, payload []byte) error {
 			return rlnc.ErrNotInSpan
 		}
 		if j, ok := rlnc.Unit(v); ok {
+			d.fresh[j] = false
 			return d.s.storedBlock(d.gen, j, payload)
 		}
 		if err := d.materialize(); err != nil {
@@ -229,6 +245,7 @@ func (d *decoder) reset() {
 			d.d = nil
 		}
 		d.held = make([]bool, d.gen.blocks)
+		d.fresh = make([]bool, d.gen.blocks)
 		d.n = 0
 		return
 	}
@@ -240,7 +257,7 @@ func (d *decoder) release() {
 	if d.d != nil && d.d.Complete() {
 		d.s.putCoded(d.d)
 	}
-	d.d, d.held = nil, nil
+	d.d, d.held, d.fresh = nil, nil, nil
 }
 
 func (s *Swarm) params() rlnc.Params { return rlnc.Params{K: s.m.K, BlockSize: s.m.BlockSize} }

@@ -118,12 +118,19 @@ func TestDecoderModes(t *testing.T) {
 							t.Fatal(err)
 						}
 						innov := d.innovative(coeffs)
-						ok, err := d.add(coeffs, payload)
+						unit, isUnit := rlnc.Unit(coeffs)
+						fromSeed := i%2 == 0
+						ok, err := d.add(coeffs, payload, fromSeed)
 						if err != nil {
 							t.Fatal(err)
 						}
 						if ok != innov {
 							t.Fatalf("block %d: add = %v, innovative said %v", i, ok, innov)
+						}
+						// A source block from a seed is offered first until
+						// it is served (direct mode only).
+						if want := ok && isUnit && fromSeed && d.direct(); d.unique(unit) != want && ok && isUnit {
+							t.Fatalf("block %d (e_%d from a seed: %v): unique = %v, want %v", i, unit, fromSeed, d.unique(unit), want)
 						}
 						coded = coded || pat[i%len(pat)] == 'c'
 						if want := st.direct && !coded; d.direct() != want {
@@ -197,6 +204,9 @@ func checkServe(t *testing.T, d *decoder, enc *rlnc.Encoder, v []byte) {
 	got, want := make([]byte, enc.BlockSize()), make([]byte, enc.BlockSize())
 	if err := d.combine(v, got); err != nil {
 		t.Fatalf("combine(%x) = %v", v, err)
+	}
+	if j, ok := rlnc.Unit(v); ok && d.unique(j) {
+		t.Fatalf("e_%d still unique after it was served", j)
 	}
 	if err := enc.Combine(v, want); err != nil {
 		t.Fatal(err)

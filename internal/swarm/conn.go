@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
 	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
@@ -88,6 +89,7 @@ type conn struct {
 	haveNow  bool         // announce them with the next write, even alone
 	drained  map[int]bool // generations it asked us for more of than we could offer
 	lastHave time.Time
+	fresh    []freshSent // fresh blocks sent to it lately (seeds; see lostWith)
 
 	// Checksum requests (origin), answered in order by one goroutine.
 	sumsMu   sync.Mutex
@@ -144,11 +146,17 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 		go old.close(wire.ByeNormal, "duplicate connection")
 		s.forget(old)
 	}
+	// MaxPeers counts links to partial neighbours; as many again may go to
+	// peers holding everything (see maintain), and seeds are always let in.
 	limit := s.cfg.MaxPeers
 	if !outbound {
 		limit += s.cfg.MaxPeers / 2 // room for newcomers to find us
 	}
-	if len(s.conns) >= limit && h.Role == wire.RolePeer {
+	n := s.partialLinks()
+	if h.Complete {
+		n, limit = len(s.conns), limit+s.cfg.MaxPeers
+	}
+	if n >= limit && h.Role == wire.RolePeer {
 		return nil, errFull
 	}
 	if s.isComplete() && h.Complete {
@@ -175,6 +183,18 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 
 func lessID(a, b identity.ID) bool { return bytes.Compare(a[:], b[:]) < 0 }
 
+// partialLinks counts the links to neighbours that do not hold everything
+// (or have not said yet). Caller holds s.mu.
+func (s *Swarm) partialLinks() int {
+	n := 0
+	for c := range s.conns {
+		if !c.remoteDone {
+			n++
+		}
+	}
+	return n
+}
+
 // ranks returns our rank per generation.
 func (s *Swarm) ranks() []byte {
 	r := make([]byte, len(s.gens))
@@ -186,7 +206,7 @@ func (s *Swarm) ranks() []byte {
 
 func (c *conn) stat() PeerStat {
 	return PeerStat{
-		ID: c.peer, Addr: c.addr.String(), Role: c.role, Outbound: c.outbound,
+		ID: c.peer, Addr: c.addr.String(), Role: c.role, Outbound: c.outbound, Complete: c.remoteDone,
 		RecvRate: c.recvRate.rate(), SendRate: c.sendRate.rate(),
 		Received: c.recvBytes.Load(), Sent: c.sentBytes.Load(),
 	}
@@ -256,6 +276,9 @@ func (s *Swarm) forget(c *conn) {
 	}
 	delete(s.conns, c)
 	s.node.gate.remove(c)
+	if s.cfg.SeedCap > 0 && !c.remoteDone {
+		s.lostWith(c)
+	}
 	if s.byID[c.peer] == c {
 		delete(s.byID, c.peer)
 	}
@@ -530,7 +553,15 @@ func (c *conn) onHave(g, rank int) {
 			c.remoteDone = done
 		}
 	}
+	finished := c.remoteDone
 	s.mu.Unlock()
+	if finished && !s.isComplete() {
+		// It no longer counts against MaxPeers: room to dial another.
+		select {
+		case s.dialWake <- struct{}{}:
+		default:
+		}
+	}
 	s.kick()
 }
 
@@ -546,11 +577,20 @@ func (c *conn) onRequest(r wire.Request) error {
 	rng := newRand()
 	theirs := func(j int) bool { return r.Units != nil && r.Units[j/8]&(1<<(j%8)) != 0 }
 	var vecs []byte
-	offer := func(m int, unit func(j int) bool, span func(v []byte)) {
+	// offer offers up to m vectors: unit rows the neighbour lacks, those
+	// for which first holds before the others, each group in an order that
+	// starts at a random column; then vectors of the span.
+	offer := func(m int, unit, first func(j int) bool, span func(v []byte)) {
 		vecs = make([]byte, 0, m*k)
+		var offered [manifest.MaxK]bool
 		start := rng.IntN(k)
-		for i := 0; i < k && len(vecs) < m*k; i++ {
-			if j := (start + i) % k; unit(j) && !theirs(j) {
+		for pass := 0; pass < 2; pass++ {
+			for i := 0; i < k && len(vecs) < m*k; i++ {
+				j := (start + i) % k
+				if offered[j] || !unit(j) || theirs(j) || (pass == 0 && !first(j)) {
+					continue
+				}
+				offered[j] = true
 				vecs = vecs[:len(vecs)+k]
 				vecs[len(vecs)-k+j] = 1
 			}
@@ -561,11 +601,12 @@ func (c *conn) onRequest(r wire.Request) error {
 		}
 	}
 	if gen.complete.Load() {
-		offer(min(n, k, wire.MaxOffer), func(int) bool { return true }, func(v []byte) { rlnc.RandomCoefficients(rng, v) })
+		all := func(int) bool { return true }
+		offer(min(n, k, wire.MaxOffer), all, all, func(v []byte) { rlnc.RandomCoefficients(rng, v) })
 	} else {
 		gen.mu.Lock()
 		if d := gen.dec; d != nil && d.rank() > 0 {
-			offer(min(n, d.rank(), wire.MaxOffer), d.unitRow, func(v []byte) { d.spanVector(rng, v) })
+			offer(min(n, d.rank(), wire.MaxOffer), d.unitRow, d.unique, func(v []byte) { d.spanVector(rng, v) })
 		}
 		gen.mu.Unlock()
 	}
@@ -812,7 +853,7 @@ func (c *conn) onBlock(b wire.Block) error {
 		s.stats.wasted.Add(1)
 		return nil
 	}
-	if ok, err := gen.dec.add(b.Coeffs, b.Payload); err != nil {
+	if ok, err := gen.dec.add(b.Coeffs, b.Payload, c.vouched()); err != nil {
 		gen.mu.Unlock()
 		s.fail(err)
 		return err

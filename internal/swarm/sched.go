@@ -500,7 +500,11 @@ func (s *Swarm) maintain() {
 			dead = append(dead, c)
 		}
 	}
-	want := s.cfg.MaxPeers - len(s.conns)
+	// Links to neighbours that hold everything do not count: a downloader
+	// whose neighbours finished (in the swarm lab, the downloaders that
+	// came late, whose neighbours finished first) takes more of them, up
+	// to MaxPeers more, rather than leave their uplinks idle.
+	want := min(s.cfg.MaxPeers-s.partialLinks(), 2*s.cfg.MaxPeers-len(s.conns))
 	var dial []PeerAddr
 	if !complete && want > 0 {
 		connected := map[string]bool{}

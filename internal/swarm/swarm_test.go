@@ -257,3 +257,58 @@ func TestDenyList(t *testing.T) {
 		t.Errorf("loopback-only node has %d peers, want 1 (the plain node)", n)
 	}
 }
+
+// TestResendOnLeave: a downloader that leaves with fresh blocks nobody else
+// took makes the seed send them again to the next downloader at once, and
+// that downloader completes from the seed alone.
+func TestResendOnLeave(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	data := randomData(64*4096*4, 7) // 4 generations of 64 blocks
+	m := testManifest(t, data, 64, 4096)
+	on, oaddr := testNode(t, ctx, wire.RoleOrigin, 0)
+	o, err := on.Join(Config{Manifest: m, Data: bytes.NewReader(data), MasterKey: []byte("master secret"), SeedCap: 1.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := PeerAddr{ID: on.ID(), Addr: oaddr, Role: wire.RoleOrigin}
+
+	// The leaver downloads slowly, from the origin only, and leaves early.
+	ln, err := NewNode(ctx, NodeConfig{Key: identity.Generate(), DownloadLimit: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lout := &memFile{b: make([]byte, len(data))}
+	leaver, err := ln.Join(Config{Manifest: m, Data: lout, Out: lout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaver.AddPeers([]PeerAddr{seed})
+	for leaver.Stats().Received[FromOrigin] < 8*4096 {
+		if ctx.Err() != nil {
+			t.Fatal("the leaver got nothing from the origin")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ln.Close()
+
+	n, _ := testNode(t, ctx, wire.RolePeer, 0)
+	out := &memFile{b: make([]byte, len(data))}
+	s, err := n.Join(Config{Manifest: m, Data: out, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddPeers([]PeerAddr{seed})
+	waitAll(t, ctx, []*Swarm{s})
+	if !bytes.Equal(out.b, data) {
+		t.Fatal("data differs")
+	}
+	st := o.Stats()
+	t.Logf("origin sent %.2f× the file, %d blocks again", float64(st.Sent)/float64(len(data)), st.Resent)
+	if st.Resent == 0 {
+		t.Error("the origin sent nothing again after the leaver left")
+	}
+	if budget := int64(len(data) / 4096 / 20); st.Resent > budget+1 {
+		t.Errorf("the origin sent %d blocks again, more than its budget of %d", st.Resent, budget+1)
+	}
+}

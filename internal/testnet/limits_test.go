@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"avalanche/internal/wire"
 	"context"
 	"net/netip"
 	"testing"
@@ -185,8 +186,9 @@ func TestSeedTime(t *testing.T) {
 }
 
 // TestMaxPeers: a client with --max-peers 2 in a swarm of 8 never holds
-// more than 2 links it dialed plus half as many accepted (room for
-// newcomers), besides the origin.
+// more than 2 links it dialed to partial neighbours plus half as many
+// accepted (room for newcomers), besides the origin; links to neighbours
+// that hold everything come on top, at most 2 more.
 func TestMaxPeers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
@@ -198,16 +200,29 @@ func TestMaxPeers(t *testing.T) {
 	ps := startPeers(t, ctx, net, m, 7, 2<<20)
 	dir := t.TempDir()
 	limited := startPeers(t, ctx, net, m, 1, 2<<20, func(c *client.Config) { c.MaxPeers, c.Output = 2, dir })[0]
-	most := 0
+	mostPartial, most := 0, 0
 	for !limited.complete() && ctx.Err() == nil {
 		if s := limited.sw.Load(); s != nil {
-			most = max(most, s.Stats().Peers)
+			partial, all := 0, 0
+			for _, p := range s.Peers() {
+				if p.Role != wire.RolePeer {
+					continue
+				}
+				all++
+				if !p.Complete {
+					partial++
+				}
+			}
+			mostPartial, most = max(mostPartial, partial), max(most, all)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	waitComplete(t, ctx, append(ps, limited))
-	t.Logf("--max-peers 2: at most %d links at once", most)
-	if most > 2+1+1 {
-		t.Errorf("held %d links, want at most 4 (2, one more accepted, the origin)", most)
+	t.Logf("--max-peers 2: at most %d links to partial peers, %d to peers in all, at once", mostPartial, most)
+	if mostPartial > 2+1 {
+		t.Errorf("held %d links to partial peers, want at most 3 (2, one more accepted)", mostPartial)
+	}
+	if most > 2+1+2 {
+		t.Errorf("held %d links to peers, want at most 5 (2, one more accepted, 2 to complete ones)", most)
 	}
 }
