@@ -194,9 +194,28 @@ func (n *Node) Close() error {
 	for _, s := range ss {
 		s.Close()
 	}
+	n.mu.Lock()
 	n.cancel()
+	n.mu.Unlock()
 	n.wg.Wait()
 	return nil
+}
+
+// spawn runs f on a goroutine that Close waits for, unless the node is
+// closing; the check and the Add share n.mu with Close's cancel, so no Add
+// races the final Wait.
+func (n *Node) spawn(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctx.Err() != nil {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // Port returns the advertised peer-protocol port (0 if none).
@@ -233,11 +252,10 @@ func (n *Node) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.accept(c)
-		}()
+		if !n.spawn(func() { n.accept(c) }) {
+			c.Close()
+			return nil
+		}
 	}
 }
 
@@ -417,12 +435,14 @@ func (n *Node) dial(ctx context.Context, s *Swarm, p PeerAddr) error {
 			return fail(err)
 		}
 		raw.SetDeadline(time.Time{})
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		if !n.spawn(func() {
 			defer n.releaseConn()
 			c.run()
-		}()
+		}) {
+			c.close(wire.ByeNormal, "")
+			c.nc.Close()
+			n.releaseConn()
+		}
 		return nil
 	}
 	return fail(errors.New("expected hello"))
