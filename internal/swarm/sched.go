@@ -500,11 +500,16 @@ func (s *Swarm) maintain() {
 			dead = append(dead, c)
 		}
 	}
-	// Links to neighbours that hold everything do not count: a downloader
-	// whose neighbours finished (in the swarm lab, the downloaders that
-	// came late, whose neighbours finished first) takes more of them, up
-	// to MaxPeers more, rather than leave their uplinks idle.
-	want := min(s.cfg.MaxPeers-s.partialLinks(), 2*s.cfg.MaxPeers-len(s.conns))
+	// Links to neighbours that hold everything do not count while much is
+	// left to fetch: a downloader whose neighbours finished (in the swarm
+	// lab, the downloaders that came late, whose neighbours finished
+	// first) takes more of them, up to MaxPeers more, rather than leave
+	// their uplinks idle. Near the end new links would not pay for their
+	// handshakes (in a swarm that finishes all at once, hundreds of them).
+	want := s.cfg.MaxPeers - len(s.conns)
+	if s.leftFraction() > 1.0/8 {
+		want = min(s.cfg.MaxPeers-s.partialLinks(), 2*s.cfg.MaxPeers-len(s.conns))
+	}
 	var dial []PeerAddr
 	if !complete && want > 0 {
 		connected := map[string]bool{}
@@ -555,6 +560,16 @@ func (s *Swarm) maintain() {
 			}
 		}(p)
 	}
+}
+
+// leftFraction returns the share of the content's blocks not held yet.
+func (s *Swarm) leftFraction() float64 {
+	var left, all int
+	for _, gen := range s.gens {
+		all += gen.blocks
+		left += gen.blocks - int(gen.rank.Load())
+	}
+	return float64(left) / float64(max(1, all))
 }
 
 // replaceEvery is how often a full swarm may drop its least useful link to
