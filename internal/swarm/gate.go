@@ -16,9 +16,10 @@ import (
 // blocks too.
 //
 // Before a block is written, wait checks the bytes the node has in flight
-// on all links (written and not yet acknowledged, from TCP_INFO) against a
-// budget: what its links deliver in the target queueing delay on top of
-// each link's own bandwidth-delay product. Past the budget, writers wait
+// on all links (sent and not yet acknowledged, and written ones the
+// receiver's window lets out: from TCP_INFO) against a budget: what its
+// links deliver in the target queueing delay on top of each link's own
+// bandwidth-delay product. Past the budget, writers wait
 // their turn, first come first served, which also splits the uplink
 // evenly among the neighbours asking. It is a delay-based scheme in the
 // spirit of LEDBAT (RFC 6817), with the kernel's own per-link figures —

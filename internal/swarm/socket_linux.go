@@ -202,7 +202,7 @@ const haveLinkStats = true
 
 // linkFigures are a link's figures from TCP_INFO that the upload gate uses.
 type linkFigures struct {
-	inflight int64         // bytes written and not acknowledged (unsent included)
+	inflight int64         // bytes sent and not acknowledged, and unsent ones the receiver's window lets out
 	acked    int64         // bytes acknowledged so far
 	minRTT   time.Duration // least round-trip time seen
 }
@@ -225,7 +225,16 @@ func linkStats(c net.Conn) (linkFigures, bool) {
 		_, _, e = syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
 			uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
 		if e == 0 {
-			f.inflight = int64(info.Notsent_bytes) + int64(info.Unacked)*int64(info.Snd_mss)
+			sent := int64(info.Unacked) * int64(info.Snd_mss)
+			unsent := int64(info.Notsent_bytes)
+			if size >= uint32(unsafe.Offsetof(info.Snd_wnd)+unsafe.Sizeof(info.Snd_wnd)) {
+				// Only what the receiver's window lets out will queue
+				// behind our uplink soon; the rest waits for a reader
+				// (a neighbour that just started, or is busy) and must
+				// not hold up the links to everyone else.
+				unsent = min(unsent, max(0, int64(info.Snd_wnd)-sent))
+			}
+			f.inflight = sent + unsent
 			f.acked = int64(info.Bytes_acked)
 			f.minRTT = time.Duration(info.Min_rtt) * time.Microsecond
 		}
