@@ -17,8 +17,8 @@ import (
 // ordinary calls each woke that thread, which then polled every 20 µs for
 // a millisecond: two thirds of all context switches. The page cache takes
 // raw calls at memory speed. A read that would wait for the disk is done
-// with an ordinary call instead (RWF_NOWAIT, where the file system takes
-// it); a write held up by a slow disk holds up the engine meanwhile, so
+// with an ordinary call instead (RWF_NOWAIT where the file system takes
+// it; elsewhere raw reads only on tmpfs and ramfs); a write held up by a slow disk holds up the engine meanwhile, so
 // storage that keeps doing that — slowCalls calls over slowIO — is read and
 // written with ordinary calls from then on. Time on the clock is a coarse
 // test (a call whose thread was preempted is slow too, and on a busy
@@ -32,6 +32,10 @@ type storage struct {
 	slowSeen atomic.Int32
 	slow     atomic.Bool // raw calls are off
 }
+
+// errWouldBlock says a raw read was not done: it would have waited for
+// the disk, or the file is read with ordinary calls.
+var errWouldBlock = errors.New("swarm: read would block")
 
 // Raw calls are turned off after slowCalls of them took over slowIO each.
 const (

@@ -15,15 +15,20 @@ import (
 // file's Control, which keeps the descriptor from being closed (and its
 // number reused) under the call. Reads ask the kernel not to wait for the
 // disk (RWF_NOWAIT): one that would is done with an ordinary call instead
-// (errWouldBlock). Where the file system does not take that flag (tmpfs,
-// whose pages are memory anyway) reads are plain.
+// (errWouldBlock). Where the kernel or the file system does not take that
+// flag, reads are raw only on file systems whose pages are memory (tmpfs,
+// ramfs), and ordinary calls elsewhere (NFS, FUSE and the like may wait).
 type rawFile struct {
-	rc     syscall.RawConn
-	nowait *atomic.Bool // RWF_NOWAIT is taken here
+	rc   syscall.RawConn
+	mode *atomic.Int32 // readNowait, readPlain or readOrdinary
 }
 
-// errWouldBlock says a raw read would have waited for the disk.
-var errWouldBlock = errors.New("swarm: read would block")
+// How reads are done.
+const (
+	readNowait   = iota // preadv2 with RWF_NOWAIT
+	readPlain           // pread: the file's pages are memory
+	readOrdinary        // the ordinary call, through os.File
+)
 
 func newRawFile(f *os.File) rawFile {
 	if unsafe.Sizeof(uintptr(0)) < 8 {
@@ -33,25 +38,44 @@ func newRawFile(f *os.File) rawFile {
 	if err != nil {
 		return rawFile{}
 	}
-	nowait := new(atomic.Bool)
-	nowait.Store(true)
-	return rawFile{rc: rc, nowait: nowait}
+	return rawFile{rc: rc, mode: new(atomic.Int32)}
 }
 
 func (f rawFile) ok() bool { return f.rc != nil }
 
 func (f rawFile) pread(p []byte, off int64) error {
-	if f.nowait.Load() {
+	switch f.mode.Load() {
+	case readNowait:
 		err := f.do(unix.SYS_PREADV2, p, off, unix.RWF_NOWAIT)
-		if !errors.Is(err, syscall.EOPNOTSUPP) {
-			if errors.Is(err, syscall.EAGAIN) {
-				return errWouldBlock
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+			return errWouldBlock
+		case errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS),
+			errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.EPERM):
+			// Not this file system, not this kernel (before 4.14), or
+			// a seccomp filter: decide once how to read from now on.
+			mode := int32(readOrdinary)
+			if f.inMemory() {
+				mode = readPlain
 			}
-			return err
+			f.mode.Store(mode)
+			return f.pread(p, off)
 		}
-		f.nowait.Store(false)
+		return err
+	case readPlain:
+		return f.do(syscall.SYS_PREAD64, p, off, 0)
 	}
-	return f.do(syscall.SYS_PREAD64, p, off, 0)
+	return errWouldBlock
+}
+
+// inMemory reports whether the file lives on tmpfs or ramfs.
+func (f rawFile) inMemory() bool {
+	var st unix.Statfs_t
+	var err error
+	if cerr := f.rc.Control(func(fd uintptr) { err = unix.Fstatfs(int(fd), &st) }); cerr != nil || err != nil {
+		return false
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
 }
 
 func (f rawFile) pwrite(p []byte, off int64) error {

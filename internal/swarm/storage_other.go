@@ -16,6 +16,3 @@ func (rawFile) ok() bool { return false }
 
 func (rawFile) pread([]byte, int64) error  { return errors.New("swarm: no raw file I/O here") }
 func (rawFile) pwrite([]byte, int64) error { return errors.New("swarm: no raw file I/O here") }
-
-// errWouldBlock is never returned here.
-var errWouldBlock = errors.New("swarm: read would block")
