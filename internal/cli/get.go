@@ -62,7 +62,7 @@ func (g *getFlags) register(env *Env, fs *flag.FlagSet) {
 	fs.StringVar(&g.listen, "listen", ":0", `peer listener address ("-" to only dial out)`)
 	fs.StringVar(&g.upload, "upload-limit", "0", "upload cap, e.g. 2M (bytes/s) or 20mbit; 0 = none")
 	fs.StringVar(&g.down, "download-limit", "0", "download cap, same units; 0 = none")
-	fs.IntVar(&g.maxPeers, "max-peers", swarm.DefaultMaxPeers, "connections to dial (half as many more are accepted)")
+	fs.IntVar(&g.maxPeers, "max-peers", swarm.DefaultMaxPeers, "links to partial peers to dial (half as many more are accepted; links to finished peers come on top)")
 	fs.StringVar(&g.allow, "allow", "", "comma-separated CIDRs peers must be in")
 	fs.StringVar(&g.deny, "deny", "", "comma-separated CIDRs peers must not be in")
 	fs.BoolVar(&g.lanOnly, "lan-only", false, "only exchange with peers on loopback and private networks")

@@ -2,8 +2,9 @@
 // signed manifest, joins the content's swarm through the tracker, writes
 // verified generations into NAME.partial (resuming from whatever a previous
 // run left there), falls back to HTTP ranges from the origin or an edge when
-// peers are too slow, checks the whole-file hash, and only then renames the
-// file to its final name. It can also stream the content in order while it
+// peers are too slow, and renames the file to its final name once every
+// generation is verified (the signed manifest's generation hashes cover the
+// whole file). It can also stream the content in order while it
 // downloads, and keep seeding afterwards.
 package client
 
@@ -286,9 +287,9 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 		d.cfg.Joined(sw)
 	}
 
-	// Every generation is verified against the signed manifest before it
-	// is written (or, resumed, when the file is opened); only --stream
-	// reads the file back, in order.
+	// Every block is verified as it arrives and every generation against
+	// the signed manifest once decoded (or, resumed, when the file is
+	// opened); only --stream reads the file back, in order.
 	streamed := make(chan error, 1)
 	if d.cfg.Stream != nil {
 		go func() { streamed <- d.stream(ctx) }()
@@ -572,8 +573,7 @@ func (d *download) seed(ctx context.Context, meter *rateWindow) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			p := d.report(meter, true)
-			_ = p
+			d.report(meter, true)
 		}
 	}
 }

@@ -222,17 +222,11 @@ func (d *decoder) finish() (data []byte, stored bool, err error) {
 	if !d.direct() {
 		return d.d.Data(), false, nil
 	}
-	buf := d.s.bufs.get()
-	need := d.gen.blocks * d.s.m.BlockSize
-	if cap(buf) < need {
-		buf = make([]byte, need)
-	}
-	buf = buf[:need]
-	if err := d.s.store.readAt(buf[:d.gen.size], d.gen.off); err != nil {
+	buf, err := d.s.readGeneration(d.gen, d.s.bufs.get())
+	if err != nil {
 		d.s.bufs.put(buf)
 		return nil, false, fmt.Errorf("%w: reading generation %d back: %w", ErrStorage, d.gen.index, err)
 	}
-	clear(buf[d.gen.size:])
 	return buf, true, nil
 }
 

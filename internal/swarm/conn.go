@@ -555,7 +555,7 @@ func (c *conn) onHave(g, rank int) {
 	}
 	finished := c.remoteDone
 	s.mu.Unlock()
-	if finished && !s.isComplete() && s.leftFraction() > 1.0/8 {
+	if finished && !s.isComplete() && s.leftFraction() >= 1.0/8 {
 		// It no longer counts against MaxPeers: room to dial another.
 		select {
 		case s.dialWake <- struct{}{}:

@@ -390,9 +390,8 @@ func (s *Swarm) othersCanHelp(c *conn, g int) bool {
 
 // pick chooses the generation to ask c for: an active generation c can help
 // with that still needs blocks, the earliest first, so that the file's
-// verified prefix grows steadily (the whole-file hash follows it, and so
-// does --stream); else a new generation if a slot is free. Caller holds
-// s.mu.
+// verified prefix grows steadily (--stream follows it); else a new
+// generation if a slot is free. Caller holds s.mu.
 func (s *Swarm) pick(c *conn, now time.Time) (g int, urgent bool) {
 	best, bestScore, bestUrgent := -1, -1, false
 	for _, a := range s.active {
@@ -507,7 +506,7 @@ func (s *Swarm) maintain() {
 	// their uplinks idle. Near the end new links would not pay for their
 	// handshakes (in a swarm that finishes all at once, hundreds of them).
 	want := s.cfg.MaxPeers - len(s.conns)
-	if s.leftFraction() > 1.0/8 {
+	if s.leftFraction() >= 1.0/8 {
 		want = min(s.cfg.MaxPeers-s.partialLinks(), 2*s.cfg.MaxPeers-len(s.conns))
 	}
 	var dial []PeerAddr
@@ -577,13 +576,13 @@ func (s *Swarm) leftFraction() float64 {
 const replaceEvery = 10 * time.Second
 
 // replaceable returns the link to drop to make room for a new neighbour, if
-// any: when all connection slots are used and untried candidates wait, the
+// any: when all slots for partial peers are used and untried candidates wait, the
 // partial peer (never a seed) connected longest than replaceEvery whose
 // traffic both ways is lowest, if below a tenth of the average. Caller
 // holds s.mu.
 func (s *Swarm) replaceable() *conn {
 	now := time.Now()
-	if len(s.conns) < s.cfg.MaxPeers || now.Sub(s.lastReplace) < replaceEvery {
+	if s.partialLinks() < s.cfg.MaxPeers || now.Sub(s.lastReplace) < replaceEvery {
 		return nil
 	}
 	untried := 0

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"avalanche/internal/identity"
@@ -101,7 +102,7 @@ func (s *Swarm) produceFresh(c *conn, w *want, payload []byte) (wire.RejectReaso
 		return wire.RejectNotHeld, false
 	}
 	s.mu.Lock()
-	remote := c.remote
+	remote := slices.Clone(c.remote) // onHave updates it in place
 	s.mu.Unlock()
 	holds := func(g int) bool { return remote != nil && int(remote[g]) == s.gens[g].blocks }
 	if g, i, ok := s.takeResend(holds); ok {
