@@ -576,10 +576,10 @@ func (s *Swarm) leftFraction() float64 {
 const replaceEvery = 10 * time.Second
 
 // replaceable returns the link to drop to make room for a new neighbour, if
-// any: when all slots for partial peers are used and untried candidates wait, the
-// partial peer (never a seed) connected longest than replaceEvery whose
-// traffic both ways is lowest, if below a tenth of the average. Caller
-// holds s.mu.
+// any: when all slots for partial peers are used and untried candidates
+// wait, the partial peer (never a seed) connected longer than replaceEvery
+// whose traffic both ways is lowest, if below a tenth of the average.
+// Caller holds s.mu.
 func (s *Swarm) replaceable() *conn {
 	now := time.Now()
 	if s.partialLinks() < s.cfg.MaxPeers || now.Sub(s.lastReplace) < replaceEvery {
