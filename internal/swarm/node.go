@@ -53,10 +53,10 @@ type NodeConfig struct {
 	// receiver delays, unsent bytes in sockets): at 40 ms the swarm lab's
 	// origin ran at 40–46 of its 48 Mbit/s whenever it served more than a
 	// dozen links, at 80 ms at 47–48 (the lab's tbf holds 100 ms). None for
-	// peers, where the gate
-	// reads the queues of slower neighbours' uplinks, which delay their
-	// acknowledgements, as its own, and in the swarm lab held 150 Mbit/s
-	// peers to a third of their uplink. Negative disables the gate.
+	// peers, where the gate reads the queues of slower neighbours' uplinks,
+	// which delay their acknowledgements, as its own, and in the swarm lab
+	// held 150 Mbit/s peers to a third of their uplink. Negative disables
+	// the gate.
 	QueueDelay time.Duration
 	// Logger receives events; nil discards.
 	Logger *slog.Logger

@@ -106,18 +106,11 @@ func (s *Swarm) produceFresh(c *conn, w *want, payload []byte) (wire.RejectReaso
 	s.mu.Unlock()
 	holds := func(g int) bool { return remote != nil && int(remote[g]) == s.gens[g].blocks }
 	if g, i, ok := s.takeResend(holds); ok {
-		gen := s.gens[g]
-		v := w.rv[:gen.blocks]
+		v := w.rv[:s.gens[g].blocks]
 		clear(v)
 		v[i] = 1
-		if err := s.sourceBlock(gen, i, payload); err != nil {
-			return wire.RejectNotHeld, false
-		}
-		gen.sent.Add(1)
 		s.stats.resent.Add(1)
-		c.noteFresh(g, i)
-		w.gen, w.v = g, v
-		return 0, true
+		return s.sendFresh(c, w, g, i, v, payload)
 	}
 	for g := int(s.freshLow.Load()); g < len(s.gens); g++ {
 		gen := s.gens[g]
@@ -135,15 +128,22 @@ func (s *Swarm) produceFresh(c *conn, w *want, payload []byte) (wire.RejectReaso
 		if i < 0 {
 			continue
 		}
-		if err := s.sourceBlock(gen, i, payload); err != nil {
-			return wire.RejectNotHeld, false
-		}
-		gen.sent.Add(1)
-		c.noteFresh(g, i)
-		w.gen, w.v = g, v
-		return 0, true
+		return s.sendFresh(c, w, g, i, v, payload)
 	}
 	return wire.RejectCapped, false
+}
+
+// sendFresh reads source block i of g into payload as the answer to w, a
+// Want of any generation from c, whose vector becomes v (the unit e_i).
+func (s *Swarm) sendFresh(c *conn, w *want, g, i int, v, payload []byte) (wire.RejectReason, bool) {
+	gen := s.gens[g]
+	if err := s.sourceBlock(gen, i, payload); err != nil {
+		return wire.RejectNotHeld, false
+	}
+	gen.sent.Add(1)
+	c.noteFresh(g, i)
+	w.gen, w.v = g, v
+	return 0, true
 }
 
 // A fresh block (a source block this seed had sent to no one) is, for a

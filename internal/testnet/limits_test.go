@@ -1,13 +1,13 @@
 package testnet
 
 import (
-	"avalanche/internal/wire"
 	"context"
 	"net/netip"
 	"testing"
 	"time"
 
 	"avalanche/internal/client"
+	"avalanche/internal/wire"
 )
 
 // TestAllowListKeepsSources: a client whose allow list excludes every peer
