@@ -112,11 +112,15 @@ type LeecherResult struct {
 
 // Second is one second of a run.
 type Second struct {
-	T     float64            `json:"t"`
-	Up    []float64          `json:"up_mbit"`    // TCP payload sent per host, seed first, Mbit/s
-	Done  []float64          `json:"done"`       // per leecher, 0..1; -1 absent
-	CPU   float64            `json:"cpu_cores"`  // machine busy cores
-	Roles map[string]float64 `json:"role_cores"` // cores by role
+	T  float64   `json:"t"`
+	Up []float64 `json:"up_mbit"` // TCP payload sent per host, seed first, Mbit/s
+	// QueueMs is each host's mean uplink queue (tbf backlog, sampled ten
+	// times a second) in milliseconds at its rate, seed first: what every
+	// packet it sends, acknowledgements included, waits on average.
+	QueueMs []float64          `json:"queue_ms"`
+	Done    []float64          `json:"done"`       // per leecher, 0..1; -1 absent
+	CPU     float64            `json:"cpu_cores"`  // machine busy cores
+	Roles   map[string]float64 `json:"role_cores"` // cores by role
 }
 
 // Summary is one system in one scenario, over its repetitions: medians of

@@ -52,6 +52,8 @@ type run struct {
 	// Counters: baseline at t0, latest sample, and one snapshot a second.
 	base   []qdiscCounters
 	latest []qdiscCounters
+	queued []uint64 // per host: backlog bytes summed over the samples since the last snapshot
+	nqueue int      // samples in queued
 	snaps  []snapshot
 	cpu    cpuMeter
 	diag   *netlinkConn // the seed's socket diagnostics
@@ -68,6 +70,7 @@ type snapshot struct {
 	at       time.Duration
 	counters []qdiscCounters // per host, since t0
 	frac     []float64       // per leecher; -1 before start, after leaving
+	queueMs  []float64       // per host: mean tbf backlog since the previous snapshot, ms at the host's rate
 	busy     float64         // machine CPU busy (cores) since the previous snapshot
 	roles    map[string]float64
 }
@@ -244,6 +247,13 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 		}
 		r.mu.Lock()
 		r.latest = cur
+		if r.queued == nil {
+			r.queued = make([]uint64, len(cur))
+		}
+		for i := range cur {
+			r.queued[i] += uint64(cur[i].Backlog)
+		}
+		r.nqueue++
 		r.mu.Unlock()
 		if int(t/time.Second) >= len(r.snaps) {
 			r.snapshot(t)
@@ -358,8 +368,15 @@ func (r *run) readCounters() []qdiscCounters {
 func (r *run) snapshot(t time.Duration) {
 	r.mu.Lock()
 	cur := append([]qdiscCounters(nil), r.latest...)
+	s := snapshot{at: t, counters: cur, frac: make([]float64, len(r.leechers)), queueMs: make([]float64, len(cur))}
+	for i, h := range r.tb.all {
+		if i < len(r.queued) && r.nqueue > 0 && h.up > 0 {
+			s.queueMs[i] = float64(r.queued[i]) / float64(r.nqueue) * 8 / float64(h.up) * 1000
+			r.queued[i] = 0
+		}
+	}
+	r.nqueue = 0
 	r.mu.Unlock()
-	s := snapshot{at: t, counters: cur, frac: make([]float64, len(r.leechers))}
 	for i, l := range r.leechers {
 		l.mu.Lock()
 		switch {
@@ -562,9 +579,12 @@ func (r *run) fillTimeline(res *RunResult, endAt time.Duration) {
 		if dt <= 0 {
 			continue
 		}
-		sec := Second{T: round3(b.at.Seconds()), Up: make([]float64, len(hosts)), Done: b.frac, CPU: round3(b.busy), Roles: map[string]float64{}}
+		sec := Second{T: round3(b.at.Seconds()), Up: make([]float64, len(hosts)), QueueMs: make([]float64, len(hosts)), Done: b.frac, CPU: round3(b.busy), Roles: map[string]float64{}}
 		for h := range hosts {
 			sec.Up[h] = round3(float64(payloadOf(b.counters[h])-payloadOf(a.counters[h])) * 8 / Mbit / dt)
+			if h < len(b.queueMs) {
+				sec.QueueMs[h] = round3(b.queueMs[h])
+			}
 		}
 		for k, v := range b.roles {
 			sec.Roles[k] = round3(v)
