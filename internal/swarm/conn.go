@@ -567,8 +567,13 @@ func (c *conn) onHave(g, rank int) {
 
 // onRequest answers a neighbour's request for offers: first the source
 // blocks we hold as is and it does not (unit vectors, in random order: a
-// copy to serve, nothing to decode), then random vectors of the span we
-// hold of g, as many as asked and our rank allows; or none.
+// copy to serve, nothing to decode), then, if we hold combinations, random
+// vectors of the span we hold of g, as many as asked and our rank allows;
+// or none. What we hold is all source blocks when the generation is
+// complete, or decoded directly: then the units it lacks are every
+// dimension we can add to its span, and a random vector of ours could only
+// repeat them (in the swarm lab 73% of all offered vectors were such
+// repeats, half a percent of every uplink).
 func (c *conn) onRequest(r wire.Request) error {
 	s := c.s
 	g, n := int(r.Gen), int(r.Count)
@@ -579,7 +584,8 @@ func (c *conn) onRequest(r wire.Request) error {
 	var vecs []byte
 	// offer offers up to m vectors: unit rows the neighbour lacks, those
 	// for which first holds before the others, each group in an order that
-	// starts at a random column; then vectors of the span.
+	// starts at a random column; then vectors of the span, if span is not
+	// nil.
 	offer := func(m int, unit, first func(j int) bool, span func(v []byte)) {
 		vecs = make([]byte, 0, m*k)
 		var offered [manifest.MaxK]bool
@@ -595,18 +601,22 @@ func (c *conn) onRequest(r wire.Request) error {
 				vecs[len(vecs)-k+j] = 1
 			}
 		}
-		for len(vecs) < m*k {
+		for span != nil && len(vecs) < m*k {
 			vecs = vecs[:len(vecs)+k]
 			span(vecs[len(vecs)-k:])
 		}
 	}
 	if gen.complete.Load() {
 		all := func(int) bool { return true }
-		offer(min(n, k, wire.MaxOffer), all, all, func(v []byte) { rlnc.RandomCoefficients(rng, v) })
+		offer(min(n, k, wire.MaxOffer), all, all, nil)
 	} else {
 		gen.mu.Lock()
 		if d := gen.dec; d != nil && d.rank() > 0 {
-			offer(min(n, d.rank(), wire.MaxOffer), d.unitRow, d.unique, func(v []byte) { d.spanVector(rng, v) })
+			var span func(v []byte)
+			if !d.direct() {
+				span = func(v []byte) { d.spanVector(rng, v) }
+			}
+			offer(min(n, d.rank(), wire.MaxOffer), d.unitRow, d.unique, span)
 		}
 		gen.mu.Unlock()
 	}
