@@ -573,7 +573,7 @@ func (c *conn) onHave(g, rank int) {
 // complete, or decoded directly: then the units it lacks are every
 // dimension we can add to its span, and a random vector of ours could only
 // repeat them (in the swarm lab 73% of all offered vectors were such
-// repeats, half a percent of every uplink).
+// repeats).
 func (c *conn) onRequest(r wire.Request) error {
 	s := c.s
 	g, n := int(r.Gen), int(r.Count)
@@ -626,9 +626,10 @@ func (c *conn) onRequest(r wire.Request) error {
 	if m < n {
 		// We hold less than it asked for: the neighbour may soon find us of
 		// no use for g, and should hear at once when we hold more. (Not
-		// when we merely hold no source block it lacks: in the swarm lab's
-		// churn scenario announcing every rank change at once to those
-		// neighbours cost a quarter more CPU, and finished no sooner.)
+		// when we merely hold no source block it lacks, as before offers
+		// stopped being padded: our next Have tells it of a new one soon
+		// enough, and announcing every change at once to all such
+		// neighbours would cost a wake-up each.)
 		c.qmu.Lock()
 		if c.drained == nil {
 			c.drained = map[int]bool{}
