@@ -154,6 +154,7 @@ func (r *run) execute(ctx context.Context) (res *RunResult, err error) {
 	// t0: leechers start.
 	r.base = r.readCounters()
 	r.latest = make([]qdiscCounters, len(tb.all))
+	r.queued = make([]uint64, len(tb.all))
 	r.cpu.start(r)
 	var prof *exec.Cmd
 	if r.lab.cfg.Perf {
@@ -247,9 +248,6 @@ func (r *run) monitor(ctx context.Context) (string, time.Duration) {
 		}
 		r.mu.Lock()
 		r.latest = cur
-		if r.queued == nil {
-			r.queued = make([]uint64, len(cur))
-		}
 		for i := range cur {
 			r.queued[i] += uint64(cur[i].Backlog)
 		}
@@ -370,10 +368,10 @@ func (r *run) snapshot(t time.Duration) {
 	cur := append([]qdiscCounters(nil), r.latest...)
 	s := snapshot{at: t, counters: cur, frac: make([]float64, len(r.leechers)), queueMs: make([]float64, len(cur))}
 	for i, h := range r.tb.all {
-		if i < len(r.queued) && r.nqueue > 0 && h.up > 0 {
+		if r.nqueue > 0 && h.up > 0 {
 			s.queueMs[i] = float64(r.queued[i]) / float64(r.nqueue) * 8 / float64(h.up) * 1000
-			r.queued[i] = 0
 		}
+		r.queued[i] = 0
 	}
 	r.nqueue = 0
 	r.mu.Unlock()
@@ -582,9 +580,7 @@ func (r *run) fillTimeline(res *RunResult, endAt time.Duration) {
 		sec := Second{T: round3(b.at.Seconds()), Up: make([]float64, len(hosts)), QueueMs: make([]float64, len(hosts)), Done: b.frac, CPU: round3(b.busy), Roles: map[string]float64{}}
 		for h := range hosts {
 			sec.Up[h] = round3(float64(payloadOf(b.counters[h])-payloadOf(a.counters[h])) * 8 / Mbit / dt)
-			if h < len(b.queueMs) {
-				sec.QueueMs[h] = round3(b.queueMs[h])
-			}
+			sec.QueueMs[h] = round3(b.queueMs[h])
 		}
 		for k, v := range b.roles {
 			sec.Roles[k] = round3(v)

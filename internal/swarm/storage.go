@@ -18,9 +18,10 @@ import (
 // a millisecond: two thirds of all context switches. The page cache takes
 // raw calls at memory speed. A read that would wait for the disk is done
 // with an ordinary call instead (RWF_NOWAIT where the file system takes
-// it; elsewhere raw reads only on tmpfs and ramfs); a write held up by a slow disk holds up the engine meanwhile, so
-// storage that keeps doing that — slowCalls calls over slowIO — is read and
-// written with ordinary calls from then on. Time on the clock is a coarse
+// it; elsewhere raw reads only on tmpfs and ramfs); a write held up by a
+// slow disk holds up the engine meanwhile, so storage that keeps doing
+// that — slowCalls calls over slowIO — is read and written with ordinary
+// calls from then on. Time on the clock is a coarse
 // test (a call whose thread was preempted is slow too, and on a busy
 // machine that may take tens of milliseconds), hence the generous limits.
 type storage struct {
