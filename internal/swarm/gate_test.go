@@ -24,11 +24,13 @@ func TestGateQueuesPastBudget(t *testing.T) {
 	if g.ready(block) {
 		t.Fatal("a block past the budget went through at once")
 	}
+	// Waiters ask for the whole floor, so that each poll lets one through:
+	// two let through together would race each other to report.
 	order := make(chan int, 3)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		go func() {
-			if err := g.wait(ctx, block); err != nil {
+			if err := g.wait(ctx, 2*block); err != nil {
 				t.Error(err)
 			}
 			order <- i
