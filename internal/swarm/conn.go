@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -350,8 +351,10 @@ func (s *Swarm) reconsider(g int) {
 }
 
 // mootWants settles the books of wants that completion of their generation
-// made moot: their blocks may still arrive. Caller holds s.mu.
+// made moot, and asks each link that holds some to drop those it has not
+// served; blocks already on the way still arrive. Caller holds s.mu.
 func (s *Swarm) mootWants(g int, moot []pendingWant) {
+	var links []*conn
 	for _, p := range moot {
 		c := p.c
 		if _, ok := s.conns[c]; !ok {
@@ -362,6 +365,12 @@ func (s *Swarm) mootWants(g int, moot []pendingWant) {
 			delete(c.pendingGens, g)
 		}
 		c.late[g]++
+		if !slices.Contains(links, c) {
+			links = append(links, c)
+		}
+	}
+	for _, c := range links {
+		c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g)}))
 	}
 }
 
@@ -513,6 +522,8 @@ func (c *conn) readLoop() error {
 			}
 			return io.EOF
 		case wire.Keepalive:
+		case wire.Cancel:
+			c.onCancel(int(f.Gen))
 		}
 	}
 }
@@ -707,6 +718,26 @@ func (c *conn) onWant(w wire.Want) error {
 	return nil
 }
 
+// onCancel drops the wants of generation g the neighbour gave up and we
+// have not begun to serve, and tells it how many: the writer sends that
+// after any block of g it is writing now.
+func (c *conn) onCancel(g int) {
+	c.qmu.Lock()
+	kept := c.wants[:0]
+	for _, w := range c.wants {
+		if w.gen != g {
+			kept = append(kept, w)
+		}
+	}
+	dropped := len(c.wants) - len(kept)
+	clear(c.wants[len(kept):])
+	c.wants = kept
+	c.qmu.Unlock()
+	if dropped > 0 {
+		c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(g), Count: uint16(dropped), Reason: wire.RejectCancel}))
+	}
+}
+
 // onReject forgets wants the neighbour declined.
 func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	s := c.s
@@ -724,6 +755,10 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	}
 	// A sender answers in order, so a reject is for the oldest wants: those
 	// given up on first (their blocks will not come now), then pending ones.
+	// One that answers a Cancel is only for wants given up.
+	if reason == wire.RejectCancel {
+		n = min(n, c.late[g])
+	}
 	if k := min(n, c.late[g]); k > 0 {
 		n -= k
 		if c.late[g] -= k; c.late[g] == 0 {
@@ -733,7 +768,7 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	if n > 0 {
 		s.dropWants(c, g, n, false)
 	}
-	if c.capped != nil {
+	if c.capped != nil && reason != wire.RejectCancel {
 		switch reason {
 		case wire.RejectCapped:
 			c.capped[g] = true

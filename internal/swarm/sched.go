@@ -286,7 +286,7 @@ func (s *Swarm) expireWants(now time.Time) {
 			}
 			if endgame && p.c.role != wire.RoleOrigin {
 				// Not a seed's: it serves every downloader from one
-				// queue, and what is asked of it again is sent again.
+				// queue, so a want waiting there waits its turn.
 				limit = min(limit, endgameAfter)
 			}
 			if now.Sub(p.at) > limit {
@@ -297,9 +297,14 @@ func (s *Swarm) expireWants(now time.Time) {
 			}
 		}
 		gen.mu.Unlock()
-		for c, n := range stale {
-			if s.dropWants(c, g, n, true) > 0 {
+		for c := range stale {
+			// All of the link's wants of g, not only the stale ones: the
+			// neighbour serves them in order, so the others wait behind
+			// those, and it is asked to drop every one it has not served
+			// (their blocks would be thrown away when they came).
+			if s.dropWants(c, g, -1, true) > 0 {
 				s.reconsider(g)
+				c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g)}))
 			}
 			c.depth = max(2, c.depth/2)
 			c.stalledUntil = now.Add(stallPause)

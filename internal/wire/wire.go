@@ -52,6 +52,7 @@ const (
 	TSums      Type = 11 // checksums of one generation's source blocks
 	TBye       Type = 12 // closing, with a reason
 	TKeepalive Type = 13 // nothing
+	TCancel    Type = 14 // drop every want of generation g you have not served
 )
 
 func (t Type) String() string {
@@ -82,6 +83,8 @@ func (t Type) String() string {
 		return "bye"
 	case TKeepalive:
 		return "keepalive"
+	case TCancel:
+		return "cancel"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -203,7 +206,15 @@ const (
 	RejectNotHeld RejectReason = 0 // the sender holds nothing (more) of it
 	RejectCapped  RejectReason = 1 // a seed already sent this generation enough; ask peers (or be Urgent)
 	RejectRetry   RejectReason = 2 // a seed already sent that vector's span; ask again with another
+	RejectCancel  RejectReason = 3 // answering a Cancel: the wants it dropped
 )
+
+// Cancel asks the sender to drop every Want of generation Gen it has queued
+// and not yet begun to serve: the asker gave them up (a slow link, or the
+// generation completed) and would only throw their blocks away. The sender
+// answers with Reject{Reason: RejectCancel} counting the wants it dropped,
+// after every block it did serve, unless it dropped none.
+type Cancel struct{ Gen uint32 }
 
 // SumsReq asks the origin for the checksums of generations First..First+N-1.
 type SumsReq struct{ First, N uint32 }
@@ -268,6 +279,7 @@ func (Key) frameType() Type       { return TKey }
 func (Sums) frameType() Type      { return TSums }
 func (Bye) frameType() Type       { return TBye }
 func (Keepalive) frameType() Type { return TKeepalive }
+func (Cancel) frameType() Type    { return TCancel }
 
 // Keepalive carries nothing.
 type Keepalive struct{}
@@ -416,7 +428,7 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return r, nil
 		}
 		r := RejectReason(b[6])
-		if r > RejectRetry {
+		if r > RejectCancel || (r == RejectCancel && g == AnyGen) {
 			return nil, bad(fmt.Sprintf("reason %d", r))
 		}
 		return Reject{Gen: g, Count: n, Reason: r}, nil
@@ -540,6 +552,18 @@ func Decode(body []byte, l Layout) (Frame, error) {
 			return nil, err
 		}
 		return Keepalive{}, nil
+	case TCancel:
+		if err := exact(4); err != nil {
+			return nil, err
+		}
+		if err := needLayout(); err != nil {
+			return nil, err
+		}
+		c := Cancel{Gen: binary.BigEndian.Uint32(b)}
+		if err := genOK(c.Gen); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrUnknown, uint8(t))
 }
@@ -605,6 +629,8 @@ func Append(dst []byte, f Frame) []byte {
 		dst = append(dst, byte(f.Code))
 		dst = append(dst, r...)
 	case Keepalive:
+	case Cancel:
+		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
 	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
