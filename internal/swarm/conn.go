@@ -295,7 +295,7 @@ func (s *Swarm) forget(c *conn) {
 	}
 	c.offerReqs = map[int][]int{}
 	for g := range c.pendingGens {
-		if s.dropWants(c, g, -1, false) > 0 {
+		if len(s.dropWants(c, g, nil, false)) > 0 {
 			s.reconsider(g)
 		}
 	}
@@ -304,17 +304,17 @@ func (s *Swarm) forget(c *conn) {
 	c.anyOut = 0
 }
 
-// dropWants forgets up to n (all if n < 0) of the oldest wants of g
-// outstanding to c and rebuilds the generation's basis; late says their
-// blocks may still arrive. Caller holds s.mu.
-func (s *Swarm) dropWants(c *conn, g, n int, late bool) int {
+// dropWants forgets the wants of g outstanding to c that drop selects (all
+// if it is nil), rebuilds the generation's basis and returns those it
+// dropped; late says their blocks may still arrive. Caller holds s.mu.
+func (s *Swarm) dropWants(c *conn, g int, drop func(pendingWant) bool, late bool) []pendingWant {
 	gen := s.gens[g]
 	gen.mu.Lock()
-	dropped := 0
+	var dropped []pendingWant
 	kept := gen.pending[:0]
 	for _, p := range gen.pending {
-		if p.c == c && (n < 0 || dropped < n) {
-			dropped++
+		if p.c == c && (drop == nil || drop(p)) {
+			dropped = append(dropped, p)
 			continue
 		}
 		kept = append(kept, p)
@@ -322,20 +322,40 @@ func (s *Swarm) dropWants(c *conn, g, n int, late bool) int {
 	clear(gen.pending[len(kept):])
 	gen.pending = kept
 	gen.npending.Store(int32(len(kept)))
-	if dropped > 0 {
+	if len(dropped) > 0 {
 		s.rebuildBasis(gen)
 	}
 	gen.mu.Unlock()
-	if left := c.pendingGens[g] - dropped; left > 0 {
+	n := len(dropped)
+	if left := c.pendingGens[g] - n; left > 0 {
 		c.pendingGens[g] = left
 	} else {
 		delete(c.pendingGens, g)
 	}
-	c.wantsOut = max(0, c.wantsOut-dropped)
-	if late && dropped > 0 {
-		c.late[g] += dropped
+	c.wantsOut = max(0, c.wantsOut-n)
+	if late && n > 0 {
+		c.late[g] += n
 	}
 	return dropped
+}
+
+// firstN selects n wants.
+func firstN(n int) func(pendingWant) bool {
+	return func(pendingWant) bool {
+		n--
+		return n >= 0
+	}
+}
+
+// cancelWants asks c to drop the given-up wants it has not begun to serve.
+func (c *conn) cancelWants(g int, ws []pendingWant) {
+	for _, p := range ws {
+		v := p.v
+		if v == nil { // the sender was to choose the vector
+			v = make([]byte, c.s.gens[g].blocks)
+		}
+		c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g), Coeffs: v}))
+	}
 }
 
 // reconsider forgets which neighbours' offers of g held nothing new: they
@@ -351,10 +371,9 @@ func (s *Swarm) reconsider(g int) {
 }
 
 // mootWants settles the books of wants that completion of their generation
-// made moot, and asks each link that holds some to drop those it has not
-// served; blocks already on the way still arrive. Caller holds s.mu.
+// made moot, and asks their links to drop those not yet served; blocks
+// already on the way still arrive. Caller holds s.mu.
 func (s *Swarm) mootWants(g int, moot []pendingWant) {
-	var links []*conn
 	for _, p := range moot {
 		c := p.c
 		if _, ok := s.conns[c]; !ok {
@@ -365,12 +384,7 @@ func (s *Swarm) mootWants(g int, moot []pendingWant) {
 			delete(c.pendingGens, g)
 		}
 		c.late[g]++
-		if !slices.Contains(links, c) {
-			links = append(links, c)
-		}
-	}
-	for _, c := range links {
-		c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g)}))
+		c.cancelWants(g, []pendingWant{p})
 	}
 }
 
@@ -523,7 +537,7 @@ func (c *conn) readLoop() error {
 			return io.EOF
 		case wire.Keepalive:
 		case wire.Cancel:
-			c.onCancel(int(f.Gen))
+			c.onCancel(int(f.Gen), f.Coeffs)
 		}
 	}
 }
@@ -718,23 +732,19 @@ func (c *conn) onWant(w wire.Want) error {
 	return nil
 }
 
-// onCancel drops the wants of generation g the neighbour gave up and we
-// have not begun to serve, and tells it how many: the writer sends that
-// after any block of g it is writing now.
-func (c *conn) onCancel(g int) {
+// onCancel drops the neighbour's want of generation g for vector v if we
+// have not begun to serve it, and says so; the writer sends that after any
+// block it is writing now. A want being served is not dropped: its block
+// is on the way.
+func (c *conn) onCancel(g int, v []byte) {
 	c.qmu.Lock()
-	kept := c.wants[:0]
-	for _, w := range c.wants {
-		if w.gen != g {
-			kept = append(kept, w)
-		}
+	i := slices.IndexFunc(c.wants, func(w want) bool { return w.gen == g && bytes.Equal(w.v, v) })
+	if i >= 0 {
+		c.wants = slices.Delete(c.wants, i, i+1)
 	}
-	dropped := len(c.wants) - len(kept)
-	clear(c.wants[len(kept):])
-	c.wants = kept
 	c.qmu.Unlock()
-	if dropped > 0 {
-		c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(g), Count: uint16(dropped), Reason: wire.RejectCancel}))
+	if i >= 0 {
+		c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(g), Count: 1, Reason: wire.RejectCancel}))
 	}
 }
 
@@ -766,7 +776,7 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 		}
 	}
 	if n > 0 {
-		s.dropWants(c, g, n, false)
+		s.dropWants(c, g, firstN(n), false)
 	}
 	if c.capped != nil && reason != wire.RejectCancel {
 		switch reason {

@@ -274,7 +274,7 @@ func (s *Swarm) expireWants(now time.Time) {
 	for _, g := range s.active {
 		gen := s.gens[g]
 		gen.mu.Lock()
-		var stale map[*conn]int
+		var stale map[*conn]time.Duration // each link's limit
 		// Endgame: a generation that only waits for what it asked for, and
 		// has waited endgameAfter since its last block, asks elsewhere.
 		endgame := gen.npending.Load() > 0 && int(gen.rank.Load())+int(gen.npending.Load()) >= gen.blocks &&
@@ -291,20 +291,18 @@ func (s *Swarm) expireWants(now time.Time) {
 			}
 			if now.Sub(p.at) > limit {
 				if stale == nil {
-					stale = map[*conn]int{}
+					stale = map[*conn]time.Duration{}
 				}
-				stale[p.c]++
+				stale[p.c] = limit
 			}
 		}
 		gen.mu.Unlock()
-		for c := range stale {
-			// All of the link's wants of g, not only the stale ones: the
-			// neighbour serves them in order, so the others wait behind
-			// those, and it is asked to drop every one it has not served
-			// (their blocks would be thrown away when they came).
-			if s.dropWants(c, g, -1, true) > 0 {
+		for c, limit := range stale {
+			old := func(p pendingWant) bool { return now.Sub(p.at) > limit }
+			if dropped := s.dropWants(c, g, old, true); len(dropped) > 0 {
 				s.reconsider(g)
-				c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g)}))
+				// Their blocks would be thrown away when they came.
+				c.cancelWants(g, dropped)
 			}
 			c.depth = max(2, c.depth/2)
 			c.stalledUntil = now.Add(stallPause)

@@ -55,7 +55,7 @@ func TestGivenUpWantsReconsiderOffers(t *testing.T) {
 	if partial.useless[0] {
 		t.Error("the neighbour whose offer was judged against the given-up want is still marked useless")
 	}
-	if len(slow.ctrl) != 1 || !bytes.Equal(slow.ctrl[0], wire.Append(nil, wire.Cancel{Gen: 0})) {
+	if len(slow.ctrl) != 1 || !bytes.Equal(slow.ctrl[0], wire.Append(nil, wire.Cancel{Gen: 0, Coeffs: []byte{1, 0, 0, 0}})) {
 		t.Errorf("the slow link was not asked to drop the wants: queued %x", slow.ctrl)
 	}
 }
@@ -151,9 +151,9 @@ func TestEmptyOfferMarksUseless(t *testing.T) {
 	}
 }
 
-// A Cancel makes the neighbour drop the wants of that generation it has
-// not served, and say how many after the blocks it did serve; other
-// generations' wants are still served. Before Cancel existed, wants a
+// A Cancel makes the neighbour drop the want if it has not begun to serve
+// it, and say so; every want is then either served or answered so, once,
+// and other wants are still served. Before Cancel existed, wants a
 // downloader gave up were served anyway and thrown away on arrival: up to
 // 1,070 blocks in one swarm-lab run, sent on the slowest uplinks.
 func TestCancelDropsUnservedWants(t *testing.T) {
@@ -187,7 +187,9 @@ func TestCancelDropsUnservedWants(t *testing.T) {
 	for j := range k {
 		r.send(wire.Want{Gen: 1, Coeffs: unit(j)})
 	}
-	r.send(wire.Cancel{Gen: 1})
+	for j := range k {
+		r.send(wire.Cancel{Gen: 1, Coeffs: unit(j)})
+	}
 	r.send(wire.Want{Gen: 2, Coeffs: unit(0)})
 	r.send(wire.Want{Gen: 2, Coeffs: unit(1)})
 
@@ -202,9 +204,6 @@ func TestCancelDropsUnservedWants(t *testing.T) {
 			if f.Gen == 2 {
 				other++
 				continue
-			}
-			if dropped > 0 {
-				t.Fatal("a block of the cancelled generation came after the count of those dropped")
 			}
 			served++
 		case wire.Reject:

@@ -52,7 +52,7 @@ const (
 	TSums      Type = 11 // checksums of one generation's source blocks
 	TBye       Type = 12 // closing, with a reason
 	TKeepalive Type = 13 // nothing
-	TCancel    Type = 14 // drop every want of generation g you have not served
+	TCancel    Type = 14 // drop my want of this vector if you have not served it
 )
 
 func (t Type) String() string {
@@ -209,12 +209,17 @@ const (
 	RejectCancel  RejectReason = 3 // answering a Cancel: the wants it dropped
 )
 
-// Cancel asks the sender to drop every Want of generation Gen it has queued
-// and not yet begun to serve: the asker gave them up (a slow link, or the
-// generation completed) and would only throw their blocks away. The sender
-// answers with Reject{Reason: RejectCancel} counting the wants it dropped,
-// after every block it did serve, unless it dropped none.
-type Cancel struct{ Gen uint32 }
+// Cancel asks the sender to drop the Want of generation Gen for Coeffs
+// (all zero: one that left the vector to the sender) if it has not begun
+// to serve it: the asker gave it up (a slow link, or the generation
+// completed) and would only throw the block away. The sender answers with
+// Reject{Count: 1, Reason: RejectCancel} if it dropped one, after any block
+// it was already writing; otherwise the block is on its way. Decode
+// aliases the frame buffer.
+type Cancel struct {
+	Gen    uint32
+	Coeffs []byte
+}
 
 // SumsReq asks the origin for the checksums of generations First..First+N-1.
 type SumsReq struct{ First, N uint32 }
@@ -553,17 +558,20 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return Keepalive{}, nil
 	case TCancel:
-		if err := exact(4); err != nil {
-			return nil, err
-		}
 		if err := needLayout(); err != nil {
 			return nil, err
 		}
-		c := Cancel{Gen: binary.BigEndian.Uint32(b)}
-		if err := genOK(c.Gen); err != nil {
+		if len(b) < 4 {
+			return nil, bad("short")
+		}
+		g := binary.BigEndian.Uint32(b)
+		if err := genOK(g); err != nil {
 			return nil, err
 		}
-		return c, nil
+		if err := exact(4 + l.GenerationBlocks(int(g))); err != nil {
+			return nil, err
+		}
+		return Cancel{Gen: g, Coeffs: b[4:]}, nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrUnknown, uint8(t))
 }
@@ -631,6 +639,7 @@ func Append(dst []byte, f Frame) []byte {
 	case Keepalive:
 	case Cancel:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
+		dst = append(dst, f.Coeffs...)
 	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst

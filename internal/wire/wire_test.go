@@ -45,7 +45,8 @@ func sampleFrames() []Frame {
 		Sums{Gen: 2, Sums: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		Bye{Code: ByePollution, Reason: "block failed verification"},
 		Keepalive{},
-		Cancel{Gen: 1},
+		Cancel{Gen: 1, Coeffs: []byte{0, 1, 0, 0}},
+		Cancel{Gen: 2, Coeffs: []byte{0, 0}},
 		Reject{Gen: 2, Count: 5, Reason: RejectCancel},
 	}
 }
@@ -127,10 +128,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"sums ragged", frame(TSums, 0, 0, 0, 2, 1, 2, 3), testLayout{}, ErrMalformed},
 		{"bye long", append(frame(TBye, 0), make([]byte, 300)...), nil, ErrMalformed},
 		{"keepalive with body", frame(TKeepalive, 1), nil, ErrMalformed},
-		{"cancel before hello", frame(TCancel, 0, 0, 0, 0), nil, ErrMalformed},
-		{"cancel bad generation", frame(TCancel, 0, 0, 0, 3), testLayout{}, ErrMalformed},
+		{"cancel before hello", frame(TCancel, 0, 0, 0, 2, 1, 0), nil, ErrMalformed},
+		{"cancel bad generation", frame(TCancel, 0, 0, 0, 3, 1, 0), testLayout{}, ErrMalformed},
 		{"cancel any generation", frame(TCancel, 0xff, 0xff, 0xff, 0xff), testLayout{}, ErrMalformed},
 		{"cancel short", frame(TCancel, 0, 0, 0), testLayout{}, ErrMalformed},
+		{"cancel wrong k", frame(TCancel, 0, 0, 0, 2, 1, 0, 0), testLayout{}, ErrMalformed},
 		{"reject cancel of any generation", frame(TReject, 0xff, 0xff, 0xff, 0xff, 0, 1, 3), testLayout{}, ErrMalformed},
 	}
 	for _, tc := range tests {
