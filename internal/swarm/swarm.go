@@ -611,9 +611,22 @@ func (s *Swarm) afterComplete(g int, moot []pendingWant) {
 	s.mu.Lock()
 	s.removeActive(g)
 	s.mootWants(g, moot)
+	done := s.isComplete()
 	for c := range s.conns {
 		if !c.holds(g) && c.noteHave(g, s.gens[g].blocks) {
 			c.wakeWriter()
+		}
+		if done && !c.remoteDone {
+			// Ranks of generations a neighbour holds are never announced
+			// to it, so without these it would never learn that we hold
+			// everything: two finished downloaders would each count the
+			// other as partial (against MaxPeers) and keep a link that
+			// serves neither.
+			for g2, gen := range s.gens {
+				if c.holds(g2) && c.noteHave(g2, gen.blocks) {
+					c.wakeWriter()
+				}
+			}
 		}
 	}
 	s.mu.Unlock()

@@ -312,3 +312,25 @@ func TestResendOnLeave(t *testing.T) {
 		t.Errorf("the origin sent %d blocks again, more than its budget of %d", st.Resent, budget+1)
 	}
 }
+
+// Downloaders that finish learn that their neighbours finished too, even
+// neighbours that finished each generation before them (whose ranks were
+// never announced to them), and close the links that serve neither side.
+func TestFinishedNeighboursLetGo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	data := randomData(512<<10, 6)
+	m := testManifest(t, data, 8, 4096)
+	ts := startSwarm(t, ctx, data, m, 4, 0)
+	waitAll(t, ctx, ts.peers)
+	deadline := time.After(5 * time.Second)
+	for _, s := range ts.peers {
+		for s.Stats().Peers > 0 {
+			select {
+			case <-deadline:
+				t.Fatalf("finished downloaders still linked: %d links\n%s", s.Stats().Peers, s.DebugState())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
