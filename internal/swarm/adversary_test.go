@@ -148,6 +148,15 @@ func TestMalformedInput(t *testing.T) {
 			b = append(b, byte(wire.TBlock), 0, 0, 0, 99)
 			r.c.Write(b)
 		}, wire.ByeProtocol},
+		{"more cancels than wants", func(r *rawPeer) {
+			r.send(hello)
+			r.m = m
+			r.send(wire.State{Ranks: make([]byte, m.Generations())})
+			e0 := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+			r.send(wire.Want{Gen: 0, Coeffs: e0})
+			r.send(wire.Cancel{Gen: 0, Coeffs: e0})
+			r.send(wire.Cancel{Gen: 0, Coeffs: e0})
+		}, wire.ByeProtocol},
 		{"too many wants", func(r *rawPeer) {
 			r.send(hello)
 			r.m = m
@@ -156,7 +165,7 @@ func TestMalformedInput(t *testing.T) {
 			// that we must read meanwhile.
 			go func() {
 				for i := 0; i < 3*maxQueuedWants; i++ {
-					r.send(wire.Want{Gen: 0, Coeffs: make([]byte, 8)})
+					r.send(wire.Want{Gen: 0, Any: true, Coeffs: make([]byte, 8)})
 				}
 			}()
 		}, wire.ByeProtocol},

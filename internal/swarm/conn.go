@@ -74,6 +74,8 @@ type conn struct {
 	limit        time.Duration // how long a want to it may wait (see wantLimit); 0 before its first block
 	stalledUntil time.Time     // its wants timed out: ask it for nothing new before then
 	unsolicited  int           // blocks nobody asked for
+	wantsIn      int           // wants received (read loop only)
+	cancelsIn    int           // cancels received (read loop only)
 	late         map[int]int   // per generation, blocks asked for and since given up on, that may still come (or be rejected)
 
 	// Sender side.
@@ -537,7 +539,9 @@ func (c *conn) readLoop() error {
 			return io.EOF
 		case wire.Keepalive:
 		case wire.Cancel:
-			c.onCancel(int(f.Gen), f.Coeffs)
+			if err := c.onCancel(int(f.Gen), f.Coeffs); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -728,6 +732,7 @@ func (c *conn) onWant(w wire.Want) error {
 	}
 	c.wants = append(c.wants, want{gen: int(w.Gen), urgent: w.Urgent, any: w.Any, v: append([]byte(nil), w.Coeffs...)})
 	c.qmu.Unlock()
+	c.wantsIn++
 	c.wakeWriter()
 	return nil
 }
@@ -735,8 +740,12 @@ func (c *conn) onWant(w wire.Want) error {
 // onCancel drops the neighbour's want of generation g for vector v if we
 // have not begun to serve it, and says so; the writer sends that after any
 // block it is writing now. A want being served is not dropped: its block
-// is on the way.
-func (c *conn) onCancel(g int, v []byte) {
+// is on the way. Each cancel searches the queue, so a neighbour may send
+// no more of them than it sent wants.
+func (c *conn) onCancel(g int, v []byte) error {
+	if c.cancelsIn++; c.cancelsIn > c.wantsIn {
+		return fmt.Errorf("%w: %d cancels for %d wants", errProtocol, c.cancelsIn, c.wantsIn)
+	}
 	c.qmu.Lock()
 	i := slices.IndexFunc(c.wants, func(w want) bool { return w.gen == g && bytes.Equal(w.v, v) })
 	if i >= 0 {
@@ -746,6 +755,7 @@ func (c *conn) onCancel(g int, v []byte) {
 	if i >= 0 {
 		c.enqueue(wire.Append(nil, wire.Reject{Gen: uint32(g), Count: 1, Reason: wire.RejectCancel}))
 	}
+	return nil
 }
 
 // onReject forgets wants the neighbour declined.

@@ -206,7 +206,7 @@ const (
 	RejectNotHeld RejectReason = 0 // the sender holds nothing (more) of it
 	RejectCapped  RejectReason = 1 // a seed already sent this generation enough; ask peers (or be Urgent)
 	RejectRetry   RejectReason = 2 // a seed already sent that vector's span; ask again with another
-	RejectCancel  RejectReason = 3 // answering a Cancel: the wants it dropped
+	RejectCancel  RejectReason = 3 // answering a Cancel: the want was dropped
 )
 
 // Cancel asks the sender to drop the Want of generation Gen for Coeffs
