@@ -274,38 +274,51 @@ func (s *Swarm) expireWants(now time.Time) {
 	for _, g := range s.active {
 		gen := s.gens[g]
 		gen.mu.Lock()
-		var stale map[*conn]time.Duration // each link's limit
+		// Per link: the limit its wants were held to, and whether one
+		// waited past the link's own limit (not only the endgame's).
+		type giveUp struct {
+			limit time.Duration
+			stuck bool
+		}
+		var stale map[*conn]giveUp
 		// Endgame: a generation that only waits for what it asked for, and
 		// has waited endgameAfter since its last block, asks elsewhere.
 		endgame := gen.npending.Load() > 0 && int(gen.rank.Load())+int(gen.npending.Load()) >= gen.blocks &&
 			now.Sub(time.Unix(0, gen.progress.Load())) > endgameAfter
 		for _, p := range gen.pending {
-			limit := p.c.limit
-			if limit == 0 {
-				limit = wantTimeout
+			own := p.c.limit
+			if own == 0 {
+				own = wantTimeout
 			}
+			limit := own
 			if endgame && p.c.role != wire.RoleOrigin {
 				// Not a seed's: it serves every downloader from one
 				// queue, so a want waiting there waits its turn.
 				limit = min(limit, endgameAfter)
 			}
-			if now.Sub(p.at) > limit {
+			if waited := now.Sub(p.at); waited > limit {
 				if stale == nil {
-					stale = map[*conn]time.Duration{}
+					stale = map[*conn]giveUp{}
 				}
-				stale[p.c] = limit
+				u := stale[p.c]
+				stale[p.c] = giveUp{limit: limit, stuck: u.stuck || waited > own}
 			}
 		}
 		gen.mu.Unlock()
-		for c, limit := range stale {
-			old := func(p pendingWant) bool { return now.Sub(p.at) > limit }
+		for c, u := range stale {
+			old := func(p pendingWant) bool { return now.Sub(p.at) > u.limit }
 			if dropped := s.dropWants(c, g, old, true); len(dropped) > 0 {
 				s.reconsider(g)
 				// Their blocks would be thrown away when they came.
 				c.cancelWants(g, dropped)
 			}
-			c.depth = max(2, c.depth/2)
-			c.stalledUntil = now.Add(stallPause)
+			if u.stuck {
+				// Only a link that kept a want past its own limit is
+				// paused and cut back: one merely slower than the others
+				// in the endgame is not stuck.
+				c.depth = max(2, c.depth/2)
+				c.stalledUntil = now.Add(stallPause)
+			}
 		}
 	}
 }

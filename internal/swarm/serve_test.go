@@ -220,3 +220,38 @@ func TestCancelDropsUnservedWants(t *testing.T) {
 		t.Errorf("all %d wants served: the cancel dropped none", served)
 	}
 }
+
+// In the endgame a generation gives up wants that waited 500 ms on a link
+// whose own limit is longer: the link is slower than the others at the
+// end, not stuck, so it is not paused or cut back for it. A want past the
+// link's own limit pauses the link and halves its pipeline.
+func TestEndgameGiveUpKeepsTheLink(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		waited time.Duration
+		paused bool
+	}{
+		{"endgame", 600 * time.Millisecond, false},
+		{"own limit", 3 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			gen := &generation{blocks: 4}
+			gen.rank.Store(3)
+			gen.progress.Store(now.Add(-tc.waited).UnixNano())
+			s := &Swarm{gens: []*generation{gen}, active: []int{0}}
+			c := &conn{s: s, pendingGens: map[int]int{0: 1}, late: map[int]int{}, wantsOut: 1, depth: 16, limit: 2 * time.Second}
+			s.conns = map[*conn]struct{}{c: {}}
+			gen.pending = []pendingWant{{c: c, v: []byte{0, 0, 0, 1}, at: now.Add(-tc.waited)}}
+			gen.npending.Store(1)
+
+			s.expireWants(now)
+			if len(gen.pending) != 0 {
+				t.Fatal("want not given up")
+			}
+			if paused := c.stalledUntil.After(now); paused != tc.paused || (c.depth < 16) != tc.paused {
+				t.Errorf("paused %v, depth %d; want paused %v", paused, c.depth, tc.paused)
+			}
+		})
+	}
+}
