@@ -349,15 +349,14 @@ func firstN(n int) func(pendingWant) bool {
 	}
 }
 
-// cancelWants asks c to drop the given-up wants it has not begun to serve.
-func (c *conn) cancelWants(g int, ws []pendingWant) {
-	for _, p := range ws {
-		v := p.v
-		if v == nil { // the sender was to choose the vector
-			v = make([]byte, c.s.gens[g].blocks)
-		}
-		c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g), Coeffs: v}))
+// cancelWant asks c to drop a given-up want of g if it has not begun to
+// serve it.
+func (c *conn) cancelWant(g int, p pendingWant) {
+	v := p.v
+	if v == nil { // the sender was to choose the vector
+		v = make([]byte, c.s.gens[g].blocks)
 	}
+	c.enqueue(wire.Append(nil, wire.Cancel{Gen: uint32(g), Coeffs: v}))
 }
 
 // reconsider forgets which neighbours' offers of g held nothing new: they
@@ -386,7 +385,7 @@ func (s *Swarm) mootWants(g int, moot []pendingWant) {
 			delete(c.pendingGens, g)
 		}
 		c.late[g]++
-		c.cancelWants(g, []pendingWant{p})
+		c.cancelWant(g, p)
 	}
 }
 
@@ -775,20 +774,20 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 	}
 	// A sender answers in order, so a reject is for the oldest wants: those
 	// given up on first (their blocks will not come now), then pending ones.
-	// One that answers a Cancel is only for wants given up.
+	// One that answers a Cancel is only for wants given up, and says
+	// nothing of what the sender holds.
+	k := min(n, c.late[g])
+	if c.late[g] -= k; c.late[g] == 0 {
+		delete(c.late, g)
+	}
 	if reason == wire.RejectCancel {
-		n = min(n, c.late[g])
+		s.mu.Unlock()
+		return
 	}
-	if k := min(n, c.late[g]); k > 0 {
-		n -= k
-		if c.late[g] -= k; c.late[g] == 0 {
-			delete(c.late, g)
-		}
-	}
-	if n > 0 {
+	if n -= k; n > 0 {
 		s.dropWants(c, g, firstN(n), false)
 	}
-	if c.capped != nil && reason != wire.RejectCancel {
+	if c.capped != nil {
 		switch reason {
 		case wire.RejectCapped:
 			c.capped[g] = true

@@ -307,10 +307,12 @@ func (s *Swarm) expireWants(now time.Time) {
 		gen.mu.Unlock()
 		for c, u := range stale {
 			old := func(p pendingWant) bool { return now.Sub(p.at) > u.limit }
-			if dropped := s.dropWants(c, g, old, true); len(dropped) > 0 {
+			dropped := s.dropWants(c, g, old, true)
+			for _, p := range dropped {
+				c.cancelWant(g, p) // its block would be thrown away
+			}
+			if len(dropped) > 0 {
 				s.reconsider(g)
-				// Their blocks would be thrown away when they came.
-				c.cancelWants(g, dropped)
 			}
 			if u.stuck {
 				// Only a link that kept a want past its own limit is

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/manifest"
 	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
@@ -88,21 +89,7 @@ func TestOfferHoldsOnlyMissingUnits(t *testing.T) {
 	defer cancel()
 	data := randomData(64<<10, 3)
 	m := testManifest(t, data, 8, 4096)
-	seed, err := NewNode(ctx, NodeConfig{Key: identity.Generate(), Role: wire.RolePeer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seed.Close()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go seed.Serve(ln)
-	if _, err := seed.Join(Config{Manifest: m, Data: bytes.NewReader(data)}); err != nil {
-		t.Fatal(err)
-	}
-	r := dialRaw(t, ln.Addr().String(), seed.ID())
-	defer r.c.Close()
-	r.send(wire.Hello{Version: wire.Version, Role: wire.RolePeer, Content: m.ID()})
-	r.m = m
-	r.send(wire.State{Ranks: make([]byte, m.Generations())})
+	r := rawToSeed(t, ctx, m, data, 0)
 	held := map[int]bool{0: true, 2: true, 5: true}
 	units := []byte{1<<0 | 1<<2 | 1<<5}
 	r.send(wire.Request{Gen: 1, Count: 8, Units: units})
@@ -164,21 +151,7 @@ func TestCancelDropsUnservedWants(t *testing.T) {
 	m := testManifest(t, data, k, bs)
 	// 32 KiB/s with a 64 KiB burst: four blocks leave at once, then two a
 	// second, so most wants are still queued when the Cancel arrives.
-	seed, err := NewNode(ctx, NodeConfig{Key: identity.Generate(), Role: wire.RolePeer, UploadLimit: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seed.Close()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go seed.Serve(ln)
-	if _, err := seed.Join(Config{Manifest: m, Data: bytes.NewReader(data)}); err != nil {
-		t.Fatal(err)
-	}
-	r := dialRaw(t, ln.Addr().String(), seed.ID())
-	defer r.c.Close()
-	r.send(wire.Hello{Version: wire.Version, Role: wire.RolePeer, Content: m.ID()})
-	r.m = m
-	r.send(wire.State{Ranks: make([]byte, m.Generations())})
+	r := rawToSeed(t, ctx, m, data, 32<<10)
 	unit := func(j int) []byte {
 		v := make([]byte, k)
 		v[j] = 1
@@ -254,4 +227,29 @@ func TestEndgameGiveUpKeepsTheLink(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawToSeed starts a peer holding data, with the given upload limit (0:
+// none), and returns a raw link to it past hello and an empty state.
+func rawToSeed(t *testing.T, ctx context.Context, m *manifest.Manifest, data []byte, up int64) *rawPeer {
+	t.Helper()
+	seed, err := NewNode(ctx, NodeConfig{Key: identity.Generate(), Role: wire.RolePeer, UploadLimit: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seed.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go seed.Serve(ln)
+	if _, err := seed.Join(Config{Manifest: m, Data: bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, ln.Addr().String(), seed.ID())
+	t.Cleanup(func() { r.c.Close() })
+	r.send(wire.Hello{Version: wire.Version, Role: wire.RolePeer, Content: m.ID()})
+	r.m = m
+	r.send(wire.State{Ranks: make([]byte, m.Generations())})
+	return r
 }

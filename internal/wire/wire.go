@@ -350,6 +350,17 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return nil
 	}
+	// leadingGen checks the generation a frame body starts with.
+	leadingGen := func() (uint32, error) {
+		if err := needLayout(); err != nil {
+			return 0, err
+		}
+		if len(b) < 4 {
+			return 0, bad("short")
+		}
+		g := binary.BigEndian.Uint32(b)
+		return g, genOK(g)
+	}
 	switch t {
 	case THello:
 		if err := exact(1 + 1 + 1 + 32 + 2); err != nil {
@@ -438,14 +449,8 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return Reject{Gen: g, Count: n, Reason: r}, nil
 	case TOffer:
-		if err := needLayout(); err != nil {
-			return nil, err
-		}
-		if len(b) < 4 {
-			return nil, bad("short")
-		}
-		g := binary.BigEndian.Uint32(b)
-		if err := genOK(g); err != nil {
+		g, err := leadingGen()
+		if err != nil {
 			return nil, err
 		}
 		k := l.GenerationBlocks(int(g))
@@ -493,14 +498,8 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return wt, nil
 	case TBlock:
-		if err := needLayout(); err != nil {
-			return nil, err
-		}
-		if len(b) < 4 {
-			return nil, bad("short")
-		}
-		g := binary.BigEndian.Uint32(b)
-		if err := genOK(g); err != nil {
+		g, err := leadingGen()
+		if err != nil {
 			return nil, err
 		}
 		k := l.GenerationBlocks(int(g))
@@ -531,14 +530,8 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return k, nil
 	case TSums:
-		if err := needLayout(); err != nil {
-			return nil, err
-		}
-		if len(b) < 4 {
-			return nil, bad("short")
-		}
-		g := binary.BigEndian.Uint32(b)
-		if err := genOK(g); err != nil {
+		g, err := leadingGen()
+		if err != nil {
 			return nil, err
 		}
 		k := l.GenerationBlocks(int(g))
@@ -558,14 +551,8 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		}
 		return Keepalive{}, nil
 	case TCancel:
-		if err := needLayout(); err != nil {
-			return nil, err
-		}
-		if len(b) < 4 {
-			return nil, bad("short")
-		}
-		g := binary.BigEndian.Uint32(b)
-		if err := genOK(g); err != nil {
+		g, err := leadingGen()
+		if err != nil {
 			return nil, err
 		}
 		if err := exact(4 + l.GenerationBlocks(int(g))); err != nil {
