@@ -852,9 +852,7 @@ func (c *conn) onBlock(b wire.Block) error {
 		c.anyOut--
 		c.wantsOut = max(0, c.wantsOut-1)
 		chosen = true
-		if c.wantsOut+len(c.offerReqs)+1 >= c.depth && c.depth < s.cfg.MaxDepth {
-			c.depth++
-		}
+		s.adjustDepth(c, c.wantsOut+len(c.offerReqs)+1 >= c.depth)
 		if !gen.complete.Load() {
 			s.activate(gen)
 			if !s.isActive(g) {
@@ -866,11 +864,7 @@ func (c *conn) onBlock(b wire.Block) error {
 		}
 	}
 	if idx >= 0 {
-		// Additive increase: a link that delivers with its pipeline full
-		// may be asked for one more block ahead.
-		if c.wantsOut+len(c.offerReqs) >= c.depth && c.depth < s.cfg.MaxDepth {
-			c.depth++
-		}
+		s.adjustDepth(c, c.wantsOut+len(c.offerReqs) >= c.depth)
 		last := len(gen.pending) - 1
 		gen.pending[idx] = gen.pending[last]
 		gen.pending[last] = pendingWant{}
@@ -980,6 +974,28 @@ func (c *conn) onBlock(b wire.Block) error {
 	gen.mu.Unlock()
 	s.afterComplete(g, moot)
 	return nil
+}
+
+// adjustDepth sets how many blocks may be asked of c ahead of delivery as
+// one arrives (full: with the pipeline full). Additive increase: a link
+// that delivers with its pipeline full may be asked for one more block
+// ahead, up to MaxDepth and to what it delivers in depthDelay at its
+// recent rate (never below the initial Depth); above that, because its
+// rate fell, one less with every block. Beyond what keeps a link busy,
+// depth only queues wants at the sender, and a slow link kept the last
+// blocks of a generation for seconds while faster links had nothing to do.
+// Caller holds s.mu.
+func (s *Swarm) adjustDepth(c *conn, full bool) {
+	limit := s.cfg.MaxDepth
+	if rate := c.recvRate.rate(); rate > 0 {
+		limit = min(limit, max(s.cfg.Depth, int(rate*depthDelay.Seconds())/s.m.BlockSize))
+	}
+	switch {
+	case c.depth > limit:
+		c.depth--
+	case full && c.depth < limit:
+		c.depth++
+	}
 }
 
 // broadcastHave records a rank change to announce. Announcements are

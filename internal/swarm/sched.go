@@ -24,6 +24,9 @@ const (
 	// stallPause: a link whose wants were given up is asked for nothing
 	// new for this long.
 	stallPause = 2 * time.Second
+	// depthDelay: a link is asked for no more blocks ahead than it
+	// delivers in this long (see adjustDepth).
+	depthDelay = 150 * time.Millisecond
 	// deadAfter: a link whose peer acknowledges nothing this long, with
 	// data on the way, is closed.
 	deadAfter = 3 * time.Second

@@ -229,6 +229,40 @@ func TestEndgameGiveUpKeepsTheLink(t *testing.T) {
 	}
 }
 
+// TestDepthFollowsRate: a link that delivers with its pipeline full is
+// asked for more ahead, but for no more than it delivers in depthDelay (and
+// never fewer than the initial depth); one whose rate falls is cut back a
+// block at a time, and one that delivers with room to spare does not grow.
+func TestDepthFollowsRate(t *testing.T) {
+	s := &Swarm{cfg: Config{Depth: 8, MaxDepth: 64}, m: &manifest.Manifest{BlockSize: 32 << 10}}
+	c := &conn{s: s, depth: 8}
+	rate := func(bytesPerSecond float64) {
+		c.recvRate.mu.Lock()
+		c.recvRate.value, c.recvRate.last = bytesPerSecond, time.Now()
+		c.recvRate.mu.Unlock()
+	}
+	for _, step := range []struct {
+		name  string
+		rate  float64
+		full  bool
+		depth int
+	}{
+		{"fast link, pipeline full: up to MaxDepth", 50e6, true, 64},
+		{"slowed to 5 MB/s: what it delivers in 150 ms", 5e6, true, 22},
+		{"slowed to 1 MB/s: the initial depth", 1e6, false, 8},
+		{"5 MB/s again, with room to spare", 5e6, false, 8},
+		{"5 MB/s again, pipeline full", 5e6, true, 22},
+	} {
+		rate(step.rate)
+		for range 100 {
+			s.adjustDepth(c, step.full)
+		}
+		if c.depth != step.depth {
+			t.Errorf("%s: depth %d, want %d", step.name, c.depth, step.depth)
+		}
+	}
+}
+
 // rawToSeed starts a peer holding data, with the given upload limit (0:
 // none), and returns a raw link to it past hello and an empty state.
 func rawToSeed(t *testing.T, ctx context.Context, m *manifest.Manifest, data []byte, up int64) *rawPeer {

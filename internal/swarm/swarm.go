@@ -63,8 +63,9 @@ type Config struct {
 	MaxPeers int
 	// Depth is the initial number of blocks asked of one link ahead of
 	// delivery; default 8. It grows by one each time a link delivers with
-	// its pipeline full, up to MaxDepth (default 64), and halves when wants
-	// time out.
+	// its pipeline full, up to MaxDepth (default 64) and to what the link
+	// delivers in 150 ms (never below Depth); it shrinks by one per block
+	// while above that, and halves when wants time out.
 	Depth, MaxDepth int
 	// SeedCap, for sources: once a generation has been sent SeedCap times
 	// its size, further wants for it are declined unless urgent (and
