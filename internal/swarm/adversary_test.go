@@ -272,6 +272,59 @@ closed:
 	}
 }
 
+// TestFullNodeLetsInThoseFarBehind: a downloader that holds as many links
+// as it accepts refuses one more neighbour, unless that neighbour's hello
+// says it is far behind (wire.Hello.Behind), for which it keeps half as
+// many links more.
+func TestFullNodeLetsInThoseFarBehind(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	data := randomData(64<<10, 12)
+	m := testManifest(t, data, 4, 4096)
+	n, addr := testNode(t, ctx, wire.RolePeer, 0)
+	out := &memFile{b: make([]byte, len(data))}
+	// MaxPeers 2: it dials 2 and accepts up to 3 partial neighbours.
+	if _, err := n.Join(Config{Manifest: m, Data: out, Out: out, MaxPeers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	join := func(behind bool) (admitted bool) {
+		r := dialRaw(t, addr, n.ID())
+		t.Cleanup(func() { r.c.Close() })
+		r.m = m
+		r.send(wire.Hello{Version: wire.Version, Role: wire.RolePeer, Content: m.ID(), Behind: behind})
+		f, err := r.read()
+		if err != nil {
+			t.Fatalf("no answer to hello: %v", err)
+		}
+		switch f := f.(type) {
+		case wire.Hello:
+			r.send(wire.State{Ranks: make([]byte, m.Generations())})
+			return true
+		case wire.Bye:
+			if f.Code != wire.ByeBusy {
+				t.Fatalf("bye %+v, want busy", f)
+			}
+			return false
+		}
+		t.Fatalf("answer to hello: %T", f)
+		return false
+	}
+	for i := range 3 {
+		if !join(false) {
+			t.Fatalf("neighbour %d refused below the limit", i+1)
+		}
+	}
+	if join(false) {
+		t.Error("a fourth neighbour was let in")
+	}
+	if !join(true) {
+		t.Error("a neighbour far behind was refused")
+	}
+	if join(false) {
+		t.Error("a neighbour not behind was let in past the limit")
+	}
+}
+
 // TestFakeOrigin: a neighbour that claims to be the origin without having
 // been introduced as one cannot hand out checksum keys.
 func TestFakeOrigin(t *testing.T) {

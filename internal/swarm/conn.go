@@ -114,7 +114,8 @@ type conn struct {
 
 // hello returns this node's hello for s.
 func (s *Swarm) hello() wire.Hello {
-	return wire.Hello{Version: wire.Version, Role: s.node.cfg.Role, Content: s.id, Port: s.node.Port(), Complete: s.isComplete()}
+	return wire.Hello{Version: wire.Version, Role: s.node.cfg.Role, Content: s.id, Port: s.node.Port(),
+		Complete: s.isComplete(), Behind: s.farBehind.Load()}
 }
 
 // admit registers a handshaken connection. For inbound connections it
@@ -152,8 +153,14 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	// MaxPeers counts links to partial neighbours; as many again may go to
 	// peers holding everything (see maintain), and seeds are always let in.
 	limit := s.cfg.MaxPeers
+	if outbound && s.farBehind.Load() {
+		limit += s.cfg.MaxPeers / 2 // dialled as one far behind (see behind)
+	}
 	if !outbound {
 		limit += s.cfg.MaxPeers / 2 // room for newcomers to find us
+		if h.Behind {
+			limit += s.cfg.MaxPeers / 2 // and for those far behind (see behind)
+		}
 	}
 	n := s.partialLinks()
 	if h.Complete {

@@ -263,6 +263,40 @@ func TestDepthFollowsRate(t *testing.T) {
 	}
 }
 
+// TestBehind: a downloader is far behind when the median of its peers
+// holds a fifth of the content or more beyond what it holds; seeds do not
+// count, and a few neighbours as far behind as itself do not hide it.
+func TestBehind(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		own    int
+		peers  []int // blocks held by each peer neighbour, of 100
+		seed   bool  // an origin holding everything is a neighbour too
+		behind bool
+	}{
+		{"no neighbours", 0, nil, true, false},
+		{"level with its peers", 40, []int{40, 45, 50}, true, false},
+		{"a fifth or more behind", 15, []int{40, 40, 45}, false, true},
+		{"behind, next to two other late joiners", 10, []int{5, 10, 60, 65, 70}, false, true},
+		{"behind only the seed", 10, []int{10, 15}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gen := &generation{blocks: 100}
+			gen.rank.Store(int32(tc.own))
+			s := &Swarm{gens: []*generation{gen}, conns: map[*conn]struct{}{}, cfg: Config{Out: &memFile{}}}
+			for _, h := range tc.peers {
+				s.conns[&conn{s: s, role: wire.RolePeer, remote: []byte{byte(h)}}] = struct{}{}
+			}
+			if tc.seed {
+				s.conns[&conn{s: s, role: wire.RoleOrigin, remote: []byte{100}, remoteDone: true}] = struct{}{}
+			}
+			if got := s.behind(); got != tc.behind {
+				t.Errorf("behind = %v, want %v", got, tc.behind)
+			}
+		})
+	}
+}
+
 // rawToSeed starts a peer holding data, with the given upload limit (0:
 // none), and returns a raw link to it past hello and an empty state.
 func rawToSeed(t *testing.T, ctx context.Context, m *manifest.Manifest, data []byte, up int64) *rawPeer {

@@ -125,6 +125,10 @@ type Hello struct {
 	Content  manifest.ID
 	Port     uint16 // where the sender accepts peer connections; 0 = none
 	Complete bool   // the sender holds the whole content
+	// Behind: the sender lacks a quarter of the content or more beyond what
+	// its neighbours hold on average (a late joiner), and asks to be let in
+	// past a full neighbour's usual limit.
+	Behind bool
 }
 
 // State carries the sender's rank for every generation.
@@ -371,10 +375,10 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		if h.Role > RoleEdge {
 			return nil, bad(fmt.Sprintf("unknown role %d", h.Role))
 		}
-		if flags&^1 != 0 {
+		if flags&^3 != 0 {
 			return nil, bad(fmt.Sprintf("unknown flags %#x", flags))
 		}
-		h.Complete = flags&1 != 0
+		h.Complete, h.Behind = flags&1 != 0, flags&2 != 0
 		copy(h.Content[:], b[3:35])
 		h.Port = binary.BigEndian.Uint16(b[35:])
 		return h, nil
@@ -571,7 +575,10 @@ func Append(dst []byte, f Frame) []byte {
 	case Hello:
 		var flags byte
 		if f.Complete {
-			flags = 1
+			flags |= 1
+		}
+		if f.Behind {
+			flags |= 2
 		}
 		dst = append(dst, f.Version, byte(f.Role), flags)
 		dst = append(dst, f.Content[:]...)

@@ -25,6 +25,7 @@ func sampleFrames() []Frame {
 	return []Frame{
 		Hello{Version: Version, Role: RoleOrigin, Content: [32]byte{1, 2, 3}, Port: 7000, Complete: true},
 		Hello{Version: Version, Role: RolePeer},
+		Hello{Version: Version, Role: RolePeer, Port: 7001, Behind: true},
 		State{Ranks: []byte{4, 0, 2}},
 		Have{Gen: 2, Rank: 1},
 		Request{Gen: 1, Count: 16},
@@ -101,7 +102,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown type", frame(99), testLayout{}, ErrUnknown},
 		{"hello short", frame(THello, 1, 0), nil, ErrMalformed},
 		{"hello bad role", append(frame(THello, 1, 9, 0), make([]byte, 34)...), nil, ErrMalformed},
-		{"hello bad flags", append(frame(THello, 1, 0, 2), make([]byte, 34)...), nil, ErrMalformed},
+		{"hello bad flags", append(frame(THello, 1, 0, 4), make([]byte, 34)...), nil, ErrMalformed},
 		{"block before hello", blk(0, 4, 1024), nil, ErrMalformed},
 		{"block bad generation", blk(3, 4, 1024), testLayout{}, ErrMalformed},
 		{"block wrong k", blk(2, 4, 1024), testLayout{}, ErrMalformed},
