@@ -604,7 +604,7 @@ func (s *Swarm) leftFraction() float64 {
 // among its neighbours would pull a mean down). It then dials half as
 // many partial neighbours more, and says so in its hello, so that full
 // neighbours let it in (admit). In the swarm lab's churn scenario the
-// late joiners finished 1.6 s after everyone else on 9 links each; with
+// late joiners finished 1.6 s after everyone else on 8 peer links each; with
 // more links, more of the busy uplinks' TCP share goes to them while the
 // others still download. Everyone taking more links instead costs CPU and
 // time in swarms that progress together. Caller holds s.mu.

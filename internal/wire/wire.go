@@ -125,9 +125,9 @@ type Hello struct {
 	Content  manifest.ID
 	Port     uint16 // where the sender accepts peer connections; 0 = none
 	Complete bool   // the sender holds the whole content
-	// Behind: the sender lacks a quarter of the content or more beyond what
-	// its neighbours hold on average (a late joiner), and asks to be let in
-	// past a full neighbour's usual limit.
+	// Behind: the sender lacks a fifth of the content or more beyond what
+	// the median of its neighbours holds (a late joiner), and asks to be let
+	// in past a full neighbour's usual limit.
 	Behind bool
 }
 
