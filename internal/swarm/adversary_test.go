@@ -272,6 +272,19 @@ closed:
 	}
 }
 
+// listeningDownloader starts a node that accepts links and downloads m
+// (into memory) with cfg, and returns it and its address.
+func listeningDownloader(t *testing.T, ctx context.Context, m *manifest.Manifest, cfg Config) (*Node, string) {
+	t.Helper()
+	n, addr := testNode(t, ctx, wire.RolePeer, 0)
+	out := &memFile{b: make([]byte, m.Size)}
+	cfg.Manifest, cfg.Data, cfg.Out = m, out, out
+	if _, err := n.Join(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return n, addr
+}
+
 // TestFullNodeLetsInThoseFarBehind: a downloader that holds as many links
 // as it accepts refuses one more neighbour, unless that neighbour's hello
 // says it is far behind (wire.Hello.Behind), for which it keeps half as
@@ -279,14 +292,9 @@ closed:
 func TestFullNodeLetsInThoseFarBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	data := randomData(64<<10, 12)
-	m := testManifest(t, data, 4, 4096)
-	n, addr := testNode(t, ctx, wire.RolePeer, 0)
-	out := &memFile{b: make([]byte, len(data))}
+	m := testManifest(t, randomData(64<<10, 12), 4, 4096)
 	// MaxPeers 2: it dials 2 and accepts up to 3 partial neighbours.
-	if _, err := n.Join(Config{Manifest: m, Data: out, Out: out, MaxPeers: 2}); err != nil {
-		t.Fatal(err)
-	}
+	n, addr := listeningDownloader(t, ctx, m, Config{MaxPeers: 2})
 	join := func(behind bool) (admitted bool) {
 		r := dialRaw(t, addr, n.ID())
 		t.Cleanup(func() { r.c.Close() })
@@ -330,13 +338,8 @@ func TestFullNodeLetsInThoseFarBehind(t *testing.T) {
 func TestFakeOrigin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	data := randomData(64<<10, 11)
-	m := testManifest(t, data, 4, 4096)
-	n, addr := testNode(t, ctx, wire.RolePeer, 0)
-	out := &memFile{b: make([]byte, len(data))}
-	if _, err := n.Join(Config{Manifest: m, Data: out, Out: out}); err != nil {
-		t.Fatal(err)
-	}
+	m := testManifest(t, randomData(64<<10, 11), 4, 4096)
+	n, addr := listeningDownloader(t, ctx, m, Config{})
 	r := dialRaw(t, addr, n.ID())
 	defer r.c.Close()
 	full := make([]byte, m.Generations())

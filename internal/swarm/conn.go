@@ -152,15 +152,9 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	}
 	// MaxPeers counts links to partial neighbours; as many again may go to
 	// peers holding everything (see maintain), and seeds are always let in.
-	limit := s.cfg.MaxPeers
-	if outbound && s.farBehind.Load() {
-		limit += s.cfg.MaxPeers / 2 // dialled as one far behind (see behind)
-	}
+	limit := s.dialLimit(outbound && s.farBehind.Load())
 	if !outbound {
-		limit += s.cfg.MaxPeers / 2 // room for newcomers to find us
-		if h.Behind {
-			limit += s.cfg.MaxPeers / 2 // and for those far behind (see behind)
-		}
+		limit = s.dialLimit(h.Behind) + s.cfg.MaxPeers/2 // room for newcomers to find us
 	}
 	n := s.partialLinks()
 	if h.Complete {

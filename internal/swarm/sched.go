@@ -527,11 +527,9 @@ func (s *Swarm) maintain() {
 	// first) takes more of them, up to MaxPeers more, rather than leave
 	// their uplinks idle. Near the end new links would not pay for their
 	// handshakes (in a swarm that finishes all at once, hundreds of them).
-	limit := s.cfg.MaxPeers
-	s.farBehind.Store(s.behind())
-	if s.farBehind.Load() {
-		limit += s.cfg.MaxPeers / 2
-	}
+	behind := s.behind()
+	s.farBehind.Store(behind)
+	limit := s.dialLimit(behind)
 	want := limit - len(s.conns)
 	if s.leftFraction() >= 1.0/8 {
 		want = min(limit-s.partialLinks(), limit+s.cfg.MaxPeers-len(s.conns))
@@ -612,9 +610,10 @@ func (s *Swarm) behind() bool {
 	if s.cfg.Out == nil || s.isComplete() {
 		return false
 	}
-	total := 0
+	total, own := 0, 0
 	for _, gen := range s.gens {
 		total += gen.blocks
+		own += int(gen.rank.Load())
 	}
 	var held []int
 	for c := range s.conns {
@@ -631,8 +630,16 @@ func (s *Swarm) behind() bool {
 		return false
 	}
 	slices.Sort(held)
-	median := float64(held[len(held)/2]) / float64(max(1, total))
-	return median-(1-s.leftFraction()) >= 1.0/5
+	return float64(held[len(held)/2]-own) >= float64(total)/5
+}
+
+// dialLimit is how many partial neighbours this node dials: MaxPeers, and
+// half as many more for one far behind (see behind). Caller holds s.mu.
+func (s *Swarm) dialLimit(farBehind bool) int {
+	if farBehind {
+		return s.cfg.MaxPeers + s.cfg.MaxPeers/2
+	}
+	return s.cfg.MaxPeers
 }
 
 // replaceEvery is how often a full swarm may drop its least useful link to
