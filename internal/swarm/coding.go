@@ -334,13 +334,10 @@ func deriveKey(master []byte, content manifest.ID, peer identity.ID) [32]byte {
 	return lincheck.DeriveKey(master, append(content[:], peer[:]...))
 }
 
-// sourceSums computes the checksums of a generation's source blocks; data
-// holds the generation's real bytes.
-func (s *Swarm) sourceSums(key [32]byte, gen uint32, data []byte) ([]byte, error) {
-	chk, err := lincheck.NewChecker(key, s.params(), s.checks, uint64(gen))
-	if err != nil {
-		return nil, err
-	}
+// sourceSums computes the checksums of a generation's source blocks under
+// chk's key; data holds the generation's real bytes.
+func (s *Swarm) sourceSums(chk *lincheck.Checker, gen int, data []byte) ([]byte, error) {
+	chk.SetGeneration(uint64(gen))
 	out := make([]byte, s.gens[gen].blocks*s.checks)
 	if err := chk.SourceSums(data, out); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/lincheck"
 	"avalanche/internal/manifest"
 	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
@@ -61,6 +62,7 @@ type conn struct {
 	// Receiver side, guarded by s.mu.
 	remote       []byte        // the neighbour's rank per generation; nil before State
 	remoteDone   bool          // the neighbour holds everything
+	top          int           // the last generation it holds part of; -1 for none
 	useless      []bool        // its offers of g held nothing new, since its last Have
 	capped       []bool        // it is a seed that declined g as sent often enough
 	noUnits      bool          // it declined a unit vector as already sent: ask it for random ones
@@ -98,6 +100,7 @@ type conn struct {
 	sumsMu   sync.Mutex
 	sumsQ    [][2]int // first generation, count
 	sumsBusy bool
+	sumsChk  *lincheck.Checker // this neighbour's key, used by the one goroutine answering sums
 
 	recvBytes atomic.Int64
 	sentBytes atomic.Int64
@@ -553,10 +556,14 @@ func (c *conn) onState(ranks []byte) {
 	c.useless = make([]bool, len(ranks))
 	c.capped = make([]bool, len(ranks))
 	done := true
+	c.top = -1
 	for g, r := range c.remote {
 		s.avail[g] += int32(r)
 		if int(r) < s.gens[g].blocks {
 			done = false
+		}
+		if r > 0 {
+			c.top = g
 		}
 	}
 	c.remoteDone = done
@@ -571,6 +578,7 @@ func (c *conn) onHave(g, rank int) {
 		s.avail[g] += int32(rank - old)
 		c.remote[g] = byte(rank)
 		c.useless[g] = false
+		c.top = max(c.top, g)
 		if rank == s.gens[g].blocks {
 			done := true
 			for g2, r := range c.remote {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"avalanche/internal/identity"
+	"avalanche/internal/lincheck"
 	"avalanche/internal/rlnc"
 	"avalanche/internal/wire"
 )
@@ -379,10 +380,20 @@ func (c *conn) answerSums() {
 }
 
 // serveSums computes and sends the checksums of generations
-// [first, first+n) under the neighbour's key (origin only).
+// [first, first+n) under the neighbour's key (origin only). The link's
+// checker is made once and set to each generation in turn: making one
+// allocates its tables, which for sixteen downloaders starting at once was
+// a good part of the origin's work.
 func (c *conn) serveSums(first, n int) {
 	s := c.s
-	key := s.issueKey(c.peer)
+	if c.sumsChk == nil {
+		chk, err := lincheck.NewChecker(s.issueKey(c.peer), s.params(), s.checks, 0)
+		if err != nil {
+			s.log.Error("checksums failed", "err", err)
+			return
+		}
+		c.sumsChk = chk
+	}
 	for g := first; g < first+n; g++ {
 		select {
 		case <-c.closed:
@@ -394,7 +405,7 @@ func (c *conn) serveSums(first, n int) {
 			s.log.Warn("cannot compute checksums", "gen", g, "err", err)
 			return
 		}
-		sums, err := s.sourceSums(key, uint32(g), data[:s.gens[g].size])
+		sums, err := s.sourceSums(c.sumsChk, g, data[:s.gens[g].size])
 		release()
 		if err != nil {
 			s.log.Error("checksums failed", "gen", g, "err", err)
@@ -427,16 +438,25 @@ func (s *Swarm) setKey(key [32]byte, checks int, from *conn) {
 			s.sumsAsked[g] = false
 		}
 	}
+	s.sumsNext = 0
 	s.requestSums()
 	s.mu.Unlock()
 }
 
-// requestSums keeps the checksums of enough generations on hand: it asks
-// the origin, a chunk at a time, for generations we lack, until at least
-// four chunks' worth are ready or on their way beyond those being decoded.
-// Chunks are taken in order, the order in which generations are opened
-// from seeds (see choose), so that the origin computes checksums as they
-// are needed rather than all at once. Caller holds s.mu.
+// sumsAhead is how many generations past the last one in play a
+// downloader has checksums asked for: at about three generations a second
+// per seed (2 MiB at 50 Mbit/s), they come well before a neighbour has
+// blocks of those generations to offer.
+const sumsAhead = 4
+
+// requestSums asks the origin, a chunk at a time and in order, for the
+// checksums of the generations a neighbour's blocks may come from soon
+// (see sumsHorizon) that we lack. Checksums asked for ahead of need cost
+// the origin a pass over the generation per downloader: sixteen
+// downloaders asking for 32 generations each as they started kept the
+// swarm lab's origin busy with little else for its first second, when
+// every process on the host was starting and nobody had blocks to trade
+// yet. Caller holds s.mu.
 func (s *Swarm) requestSums() {
 	c := s.sumsFrom
 	if c == nil || s.cfg.Out == nil {
@@ -445,46 +465,61 @@ func (s *Swarm) requestSums() {
 	if _, ok := s.conns[c]; !ok {
 		return
 	}
-	if s.sumsOrder == nil {
-		n := (len(s.gens) + sumsChunk - 1) / sumsChunk
-		s.sumsOrder = make([]int, n)
-		for i := range s.sumsOrder {
-			s.sumsOrder[i] = i
-		}
-	}
-	spare := 0
-	for g, gen := range s.gens {
-		if s.sumsAsked[g] && !gen.complete.Load() && !s.isActive(g) {
-			spare++
-		}
-	}
-	for _, chunk := range s.sumsOrder {
-		if spare >= 4*sumsChunk {
-			return
-		}
-		first, n := chunk*sumsChunk, 0
+	last := min(s.sumsHorizon()+sumsAhead, len(s.gens)-1)
+	for ; s.sumsNext*sumsChunk <= last; s.sumsNext++ {
+		first := s.sumsNext * sumsChunk
 		end := min(first+sumsChunk, len(s.gens))
-		asked := false
+		lo, hi := -1, -1
 		for g := first; g < end; g++ {
-			if s.sumsAsked[g] {
-				asked = true
+			if !s.sumsAsked[g] && !s.gens[g].complete.Load() {
+				if lo < 0 {
+					lo = g
+				}
+				hi = g
 			}
-		}
-		if asked {
-			continue
-		}
-		for g := first; g < end; g++ {
 			s.sumsAsked[g] = true
-			if !s.gens[g].complete.Load() {
-				n++
-			}
 		}
-		if n == 0 {
+		if lo >= 0 {
+			c.enqueue(wire.Append(nil, wire.SumsReq{First: uint32(lo), N: uint32(hi - lo + 1)}))
+		}
+	}
+}
+
+// sumsHorizon returns the last generation whose blocks may need our
+// checksums soon: one we decode, one a partial neighbour (not an origin
+// or edge, whose blocks are not checked) holds part of, or, with a
+// finished peer among the neighbours, the last of the generations we
+// would open from it next (in order; see choose). -1 when there is none.
+// Caller holds s.mu.
+func (s *Swarm) sumsHorizon() int {
+	h := -1
+	for _, g := range s.active {
+		h = max(h, g)
+	}
+	fromFull := false
+	for c := range s.conns {
+		if c.remote == nil || c.vouched() {
 			continue
 		}
-		spare += n
-		c.enqueue(wire.Append(nil, wire.SumsReq{First: uint32(first), N: uint32(end - first)}))
+		if c.remoteDone {
+			fromFull = true
+			continue
+		}
+		h = max(h, c.top)
 	}
+	if fromFull {
+		open := 2 * s.cfg.Slots
+		for g, gen := range s.gens {
+			if gen.complete.Load() {
+				continue
+			}
+			h = max(h, g)
+			if open--; open == 0 {
+				break
+			}
+		}
+	}
+	return h
 }
 
 // setSums installs the checksums of generation g.

@@ -3,7 +3,9 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -320,4 +322,65 @@ func rawToSeed(t *testing.T, ctx context.Context, m *manifest.Manifest, data []b
 	r.m = m
 	r.send(wire.State{Ranks: make([]byte, m.Generations())})
 	return r
+}
+
+// TestSumsAskedAsNeeded: a downloader asks the origin for the checksums of
+// the generations in play and sumsAhead past them, a chunk at a time, not
+// for the whole content as it starts; a partial peer holding later
+// generations, or a finished one, widens what is asked for.
+func TestSumsAskedAsNeeded(t *testing.T) {
+	asked := func(origin *conn) []wire.SumsReq {
+		var out []wire.SumsReq
+		for _, f := range origin.ctrl {
+			var r wire.SumsReq
+			if len(f) != 5+8 || wire.Type(f[4]) != wire.TSumsReq {
+				t.Fatalf("queued %x, want a sums-request", f)
+			}
+			r.First, r.N = binary.BigEndian.Uint32(f[5:]), binary.BigEndian.Uint32(f[9:])
+			out = append(out, r)
+		}
+		origin.ctrl = nil
+		return out
+	}
+	gens := make([]*generation, 64)
+	for g := range gens {
+		gens[g] = &generation{blocks: 64}
+	}
+	s := &Swarm{gens: gens, sumsAsked: make([]bool, len(gens)), avail: make([]int32, len(gens)), conns: map[*conn]struct{}{}, cfg: Config{Out: &memFile{}, Slots: 8}}
+	origin := &conn{s: s, role: wire.RoleOrigin, remote: bytes.Repeat([]byte{64}, 64), remoteDone: true, signal: make(chan struct{}, 1)}
+	s.conns[origin] = struct{}{}
+	s.sumsFrom = origin
+
+	// Starting, with blocks of generation 0 coming from the origin: the
+	// first chunk only.
+	s.active = []int{0}
+	s.requestSums()
+	if got := asked(origin); len(got) != 1 || got[0] != (wire.SumsReq{First: 0, N: sumsChunk}) {
+		t.Fatalf("at the start: asked %v, want the first chunk", got)
+	}
+	s.requestSums()
+	if got := asked(origin); len(got) != 0 {
+		t.Fatalf("asked again for what was asked: %v", got)
+	}
+	// A partial peer holding part of generation 13: through 13+sumsAhead.
+	peer := &conn{s: s, role: wire.RolePeer, remote: make([]byte, 64), useless: make([]bool, 64), top: -1}
+	s.conns[peer] = struct{}{}
+	peer.onHave(13, 5)
+	origin.ctrl = nil
+	s.requestSums()
+	if got := asked(origin); len(got) != 2 || got[0].First != 8 || got[1].First != 16 {
+		t.Fatalf("with a peer holding generation 13: asked %v, want chunks 8 and 16", got)
+	}
+	// A finished peer: the next 2·slots incomplete generations, in order
+	// (26..41), and sumsAhead more; generations we completed are left out.
+	for g := range 26 {
+		gens[g].complete.Store(true)
+	}
+	done := &conn{s: s, role: wire.RolePeer, remote: bytes.Repeat([]byte{64}, 64), remoteDone: true}
+	s.conns[done] = struct{}{}
+	s.requestSums()
+	want := []wire.SumsReq{{First: 26, N: 6}, {First: 32, N: 8}, {First: 40, N: 8}}
+	if got := asked(origin); !slices.Equal(got, want) {
+		t.Fatalf("with a finished peer: asked %v, want %v", got, want)
+	}
 }

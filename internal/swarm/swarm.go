@@ -218,7 +218,7 @@ type Swarm struct {
 	candidates  map[string]PeerAddr       // addresses to dial, by address
 	trusted     map[identity.ID]wire.Role // keys introduced as origins or edges
 	sumsAsked   []bool                    // checksums requested for the generation
-	sumsOrder   []int                     // order in which to request chunks of checksums
+	sumsNext    int                       // chunks of checksums before this one are asked for
 	sumsFrom    *conn                     // the origin link that gave us our key
 	dials       map[string]*backoff
 	lastReplace time.Time   // when a link was last dropped to make room
