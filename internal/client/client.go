@@ -165,6 +165,13 @@ func Get(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.HTTP == nil {
 		cfg.HTTP = defaultHTTP
 	}
+	// The sources' seeds are asked for beside the manifest, not after it:
+	// the first link, to the origin, waits on them, and every round trip
+	// before it is time the origin's uplink has nothing to send.
+	sctx, cancelSeeds := context.WithCancel(ctx)
+	defer cancelSeeds()
+	seeds := make(chan []swarm.PeerAddr, 1)
+	go func() { seeds <- fetchSeeds(sctx, cfg.HTTP, cfg.Sources, cfg.Content) }()
 	m, err := fetchManifest(ctx, cfg.HTTP, cfg.Sources, cfg.Content)
 	if err != nil {
 		return nil, err
@@ -176,7 +183,7 @@ func Get(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &download{cfg: cfg, m: m, log: log, path: out, partial: out + ".partial", state: out + ".partial.state", start: time.Now()}
+	d := &download{cfg: cfg, m: m, log: log, path: out, partial: out + ".partial", state: out + ".partial.state", start: time.Now(), seedsCh: seeds}
 	return d.run(ctx)
 }
 
@@ -209,8 +216,7 @@ type download struct {
 
 	httpBytes int64
 
-	seeds        []swarm.PeerAddr // the sources' seeds, once fetched
-	fetchedSeeds bool
+	seedsCh chan []swarm.PeerAddr // the sources' seeds, as fetched (once)
 }
 
 // seedPrefixes returns a single-address prefix for each seed's address.
@@ -240,9 +246,9 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 	if len(allow) > 0 {
 		// The node applies its lists to every link; the sources' seeds are
 		// not peers, so they must be on the allow list or nothing arrives.
-		d.seeds = fetchSeeds(ctx, d.cfg.HTTP, d.cfg.Sources, d.m.ID())
-		d.fetchedSeeds = true
-		allow = append(slices.Clone(allow), seedPrefixes(d.seeds)...)
+		seeds := <-d.seedsCh
+		d.seedsCh <- seeds
+		allow = append(slices.Clone(allow), seedPrefixes(seeds)...)
 	}
 	node, err := swarm.NewNode(ctx, swarm.NodeConfig{
 		Key: d.cfg.Key, UploadLimit: d.cfg.UploadLimit, DownloadLimit: d.cfg.DownloadLimit,

@@ -123,9 +123,11 @@ func ParseRole(s string) wire.Role {
 // introduce finds neighbours: seeds from the sources, then the tracker,
 // announcing progress at the tracker's interval.
 func (d *download) introduce(ctx context.Context) {
-	seeds := d.seeds
-	if !d.fetchedSeeds {
-		seeds = fetchSeeds(ctx, d.cfg.HTTP, d.cfg.Sources, d.m.ID())
+	var seeds []swarm.PeerAddr
+	select {
+	case seeds = <-d.seedsCh:
+	case <-ctx.Done():
+		return
 	}
 	if len(seeds) > 0 {
 		d.sw.AddPeers(seeds)

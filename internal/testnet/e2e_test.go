@@ -6,8 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -341,5 +347,56 @@ func TestEdgeSuperSeed(t *testing.T) {
 	}
 	if e.Seeder.Swarm(m.ID()).Stats().Sent == 0 {
 		t.Error("the edge seeded nothing")
+	}
+}
+
+// TestSeedsAskedBesideTheManifest: a client asks its sources for the
+// swarm's seeds while it waits for the manifest, not after: the first
+// link, to the origin, waits on them. The sources here hold the manifest
+// back until the seeds have been asked for (or 5 s).
+func TestSeedsAskedBesideTheManifest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	n := startNet(t, 0)
+	m, err := n.Publish(ctx, "build.bin", randomData(1<<20, 11), 64, 16<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(n.OriginURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	asked := make(chan struct{})
+	var once sync.Once
+	var heldBack atomic.Bool
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/swarm/"):
+			once.Do(func() { close(asked) })
+		case strings.HasPrefix(r.URL.Path, "/v1/manifest/"):
+			select {
+			case <-asked:
+			case <-time.After(5 * time.Second):
+				heldBack.Store(true)
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer src.Close()
+	cfg, err := n.ClientConfig(m.ID(), "eager", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sources, cfg.Tracker = []string{src.URL}, nil
+	res, err := client.Get(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heldBack.Load() {
+		t.Error("the seeds were asked for only after the manifest came")
+	}
+	if res.Progress.FromOrigin == 0 {
+		t.Error("nothing came from the origin the seeds named")
 	}
 }
