@@ -170,8 +170,9 @@ func Get(ctx context.Context, cfg Config) (*Result, error) {
 	// before it is time the origin's uplink has nothing to send.
 	sctx, cancelSeeds := context.WithCancel(ctx)
 	defer cancelSeeds()
-	seeds := make(chan []swarm.PeerAddr, 1)
-	go func() { seeds <- fetchSeeds(sctx, cfg.HTTP, cfg.Sources, cfg.Content) }()
+	fetched := make(chan []swarm.PeerAddr, 1)
+	go func() { fetched <- fetchSeeds(sctx, cfg.HTTP, cfg.Sources, cfg.Content) }()
+	seeds := sync.OnceValue(func() []swarm.PeerAddr { return <-fetched })
 	m, err := fetchManifest(ctx, cfg.HTTP, cfg.Sources, cfg.Content)
 	if err != nil {
 		return nil, err
@@ -183,7 +184,7 @@ func Get(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &download{cfg: cfg, m: m, log: log, path: out, partial: out + ".partial", state: out + ".partial.state", start: time.Now(), seedsCh: seeds}
+	d := &download{cfg: cfg, m: m, log: log, path: out, partial: out + ".partial", state: out + ".partial.state", start: time.Now(), seeds: seeds}
 	return d.run(ctx)
 }
 
@@ -216,7 +217,7 @@ type download struct {
 
 	httpBytes int64
 
-	seedsCh chan []swarm.PeerAddr // the sources' seeds, as fetched (once)
+	seeds func() []swarm.PeerAddr // the sources' seeds, waiting for them the first time
 }
 
 // seedPrefixes returns a single-address prefix for each seed's address.
@@ -246,9 +247,7 @@ func (d *download) run(ctx context.Context) (*Result, error) {
 	if len(allow) > 0 {
 		// The node applies its lists to every link; the sources' seeds are
 		// not peers, so they must be on the allow list or nothing arrives.
-		seeds := <-d.seedsCh
-		d.seedsCh <- seeds
-		allow = append(slices.Clone(allow), seedPrefixes(seeds)...)
+		allow = append(slices.Clone(allow), seedPrefixes(d.seeds())...)
 	}
 	node, err := swarm.NewNode(ctx, swarm.NodeConfig{
 		Key: d.cfg.Key, UploadLimit: d.cfg.UploadLimit, DownloadLimit: d.cfg.DownloadLimit,

@@ -123,13 +123,8 @@ func ParseRole(s string) wire.Role {
 // introduce finds neighbours: seeds from the sources, then the tracker,
 // announcing progress at the tracker's interval.
 func (d *download) introduce(ctx context.Context) {
-	var seeds []swarm.PeerAddr
-	select {
-	case seeds = <-d.seedsCh:
-	case <-ctx.Done():
-		return
-	}
-	if len(seeds) > 0 {
+	// The fetch ends when Get returns, so this wait does too.
+	if seeds := d.seeds(); len(seeds) > 0 {
 		d.sw.AddPeers(seeds)
 	}
 	if d.cfg.Tracker == nil {

@@ -155,7 +155,7 @@ func (s *Swarm) admit(tc *tls.Conn, peer identity.ID, addr netip.AddrPort, h wir
 	}
 	// MaxPeers counts links to partial neighbours; as many again may go to
 	// peers holding everything (see maintain), and seeds are always let in.
-	limit := s.dialLimit(outbound && s.farBehind.Load())
+	limit := s.dialLimit(s.farBehind.Load())
 	if !outbound {
 		limit = s.dialLimit(h.Behind) + s.cfg.MaxPeers/2 // room for newcomers to find us
 	}

@@ -588,12 +588,18 @@ func (s *Swarm) maintain() {
 
 // leftFraction returns the share of the content's blocks not held yet.
 func (s *Swarm) leftFraction() float64 {
-	var left, all int
+	held, all := s.blockCounts()
+	return float64(all-held) / float64(max(1, all))
+}
+
+// blockCounts returns the blocks held (the generations' ranks) and the
+// content's blocks in all.
+func (s *Swarm) blockCounts() (held, all int) {
 	for _, gen := range s.gens {
 		all += gen.blocks
-		left += gen.blocks - int(gen.rank.Load())
+		held += int(gen.rank.Load())
 	}
-	return float64(left) / float64(max(1, all))
+	return held, all
 }
 
 // behind reports whether this downloader lacks a fifth of the content or
@@ -610,11 +616,7 @@ func (s *Swarm) behind() bool {
 	if s.cfg.Out == nil || s.isComplete() {
 		return false
 	}
-	total, own := 0, 0
-	for _, gen := range s.gens {
-		total += gen.blocks
-		own += int(gen.rank.Load())
-	}
+	own, total := s.blockCounts()
 	var held []int
 	for c := range s.conns {
 		if c.role != wire.RolePeer || c.remote == nil {
@@ -634,7 +636,7 @@ func (s *Swarm) behind() bool {
 }
 
 // dialLimit is how many partial neighbours this node dials: MaxPeers, and
-// half as many more for one far behind (see behind). Caller holds s.mu.
+// half as many more for one far behind (see behind).
 func (s *Swarm) dialLimit(farBehind bool) int {
 	if farBehind {
 		return s.cfg.MaxPeers + s.cfg.MaxPeers/2

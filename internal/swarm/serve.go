@@ -462,8 +462,8 @@ func (s *Swarm) requestSums() {
 	if c == nil || s.cfg.Out == nil {
 		return
 	}
-	if _, ok := s.conns[c]; !ok {
-		return
+	if _, ok := s.conns[c]; !ok || s.sumsNext*sumsChunk >= len(s.gens) {
+		return // every chunk asked for: nothing to work out on this pass
 	}
 	last := min(s.sumsHorizon()+sumsAhead, len(s.gens)-1)
 	for ; s.sumsNext*sumsChunk <= last; s.sumsNext++ {
