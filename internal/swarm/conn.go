@@ -1188,8 +1188,14 @@ func (c *conn) writeLoop() {
 		}
 		gather()
 		start := s.m.K - len(w.v)
-		wire.BlockHeader(frame[start:start], uint32(w.gen), len(w.v), bs)
-		copy(frame[start+wire.BlockHeaderSize:], w.v)
+		if i, ok := rlnc.Unit(w.v); ok {
+			// A source block as is: its index instead of the vector.
+			start = wire.BlockHeaderSize + s.m.K - wire.SourceHeaderSize
+			wire.SourceHeader(frame[start:start], uint32(w.gen), i, bs)
+		} else {
+			wire.BlockHeader(frame[start:start], uint32(w.gen), len(w.v), bs)
+			copy(frame[start+wire.BlockHeaderSize:], w.v)
+		}
 		var err error
 		if bw.Buffered() > 0 {
 			err = bw.Flush() // control frames first

@@ -19,7 +19,7 @@ import (
 )
 
 // Version is the protocol version this package speaks.
-const Version = 1
+const Version = 2
 
 // ALPN is the TLS application protocol name of peer links.
 const ALPN = "avalanche/1"
@@ -53,6 +53,7 @@ const (
 	TBye       Type = 12 // closing, with a reason
 	TKeepalive Type = 13 // nothing
 	TCancel    Type = 14 // drop my want of this vector if you have not served it
+	TSource    Type = 15 // a block whose vector is a unit vector: one source block as is
 )
 
 func (t Type) String() string {
@@ -71,6 +72,8 @@ func (t Type) String() string {
 		return "want"
 	case TBlock:
 		return "block"
+	case TSource:
+		return "source"
 	case TReject:
 		return "reject"
 	case TSumsReq:
@@ -188,7 +191,10 @@ const AnyGen = ^uint32(0)
 
 // Block is one coded block: the generation, its coefficient vector (one
 // byte per source block of the generation) and its payload (block size
-// bytes). Decode aliases the frame buffer.
+// bytes). Decode aliases the frame buffer for the payload. A block whose
+// vector is a unit vector e_i — source block i as is, most blocks in a
+// swarm — travels as a source frame, with the index in place of the
+// vector (see SourceHeader); it decodes to a Block like any other.
 type Block struct {
 	Gen     uint32
 	Coeffs  []byte
@@ -510,7 +516,25 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		if err := exact(4 + k + l.BlockLen()); err != nil {
 			return nil, err
 		}
+		if _, ok := unitIndex(b[4 : 4+k]); ok {
+			return nil, bad("a unit vector travels in a source frame")
+		}
 		return Block{Gen: g, Coeffs: b[4 : 4+k], Payload: b[4+k:]}, nil
+	case TSource:
+		g, err := leadingGen()
+		if err != nil {
+			return nil, err
+		}
+		k := l.GenerationBlocks(int(g))
+		if err := exact(5 + l.BlockLen()); err != nil {
+			return nil, err
+		}
+		if int(b[4]) >= k {
+			return nil, bad(fmt.Sprintf("source block %d of %d", b[4], k))
+		}
+		coeffs := make([]byte, k)
+		coeffs[b[4]] = 1
+		return Block{Gen: g, Coeffs: coeffs, Payload: b[5:]}, nil
 	case TSumsReq:
 		if err := exact(8); err != nil {
 			return nil, err
@@ -612,7 +636,12 @@ func Append(dst []byte, f Frame) []byte {
 		dst = append(dst, f.Coeffs...)
 	case Block:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
-		dst = append(dst, f.Coeffs...)
+		if i, ok := unitIndex(f.Coeffs); ok {
+			dst[start+4] = byte(TSource)
+			dst = append(dst, byte(i))
+		} else {
+			dst = append(dst, f.Coeffs...)
+		}
 		dst = append(dst, f.Payload...)
 	case SumsReq:
 		dst = binary.BigEndian.AppendUint32(dst, f.First)
@@ -650,4 +679,34 @@ func BlockHeader(dst []byte, gen uint32, k, blockSize int) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(1+4+k+blockSize))
 	dst = append(dst, byte(TBlock))
 	return binary.BigEndian.AppendUint32(dst, gen)
+}
+
+// SourceHeaderSize is the length of what SourceHeader appends.
+const SourceHeaderSize = 10
+
+// SourceHeader appends the whole 10-byte header (length, type, generation,
+// index) of the frame that carries source block i of a generation as is
+// — the Block with unit vector e_i — and a payload of blockSize bytes.
+// It saves the k-byte vector: 0.19% of every such block at k = 64 and 32
+// KiB, which on a seed's uplink is that much sooner done.
+func SourceHeader(dst []byte, gen uint32, i, blockSize int) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(1+4+1+blockSize))
+	dst = append(dst, byte(TSource))
+	dst = binary.BigEndian.AppendUint32(dst, gen)
+	return append(dst, byte(i))
+}
+
+// unitIndex returns i if v is the unit vector e_i.
+func unitIndex(v []byte) (int, bool) {
+	i := -1
+	for j, c := range v {
+		switch {
+		case c == 0:
+		case c == 1 && i < 0:
+			i = j
+		default:
+			return 0, false
+		}
+	}
+	return i, i >= 0 && i <= 255
 }

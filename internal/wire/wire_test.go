@@ -32,6 +32,8 @@ func sampleFrames() []Frame {
 		Request{Gen: 0, Count: 2, Units: []byte{0x05}},
 		Block{Gen: 0, Coeffs: []byte{1, 2, 3, 4}, Payload: payload},
 		Block{Gen: 2, Coeffs: []byte{9, 8}, Payload: payload},
+		Block{Gen: 1, Coeffs: []byte{0, 0, 1, 0}, Payload: payload},
+		Block{Gen: 2, Coeffs: []byte{1, 0}, Payload: payload},
 		Offer{Gen: 0, Vectors: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		Offer{Gen: 1, Vectors: []byte{}},
 		Want{Gen: 2, Urgent: true, Coeffs: []byte{3, 4}},
@@ -87,6 +89,41 @@ func TestBlockHeaderMatchesAppend(t *testing.T) {
 	}
 }
 
+// A block with a unit vector travels as a source frame: the index instead
+// of the vector, and the same Block when decoded.
+func TestSourceFrame(t *testing.T) {
+	payload := bytes.Repeat([]byte{0xCD}, 1024)
+	unit := Block{Gen: 1, Coeffs: []byte{0, 0, 0, 1}, Payload: payload}
+	enc := Append(nil, unit)
+	if got, want := len(enc), 4+1+4+1+1024; got != want {
+		t.Fatalf("source frame of %d bytes, want %d", got, want)
+	}
+	if got := TypeOf(mustDecode(t, enc)); got != TBlock {
+		t.Errorf("decodes to a %s frame, want a block", got)
+	}
+	if hdr := SourceHeader(nil, 1, 3, 1024); !bytes.Equal(enc[:len(hdr)], hdr) || len(hdr) != SourceHeaderSize {
+		t.Errorf("SourceHeader = %x, want %x", hdr, enc[:SourceHeaderSize])
+	}
+	if b := mustDecode(t, enc).(Block); !bytes.Equal(b.Coeffs, unit.Coeffs) || !bytes.Equal(b.Payload, payload) {
+		t.Errorf("decoded %v, want %v", b.Coeffs, unit.Coeffs)
+	}
+	// Any other vector, zero included, keeps its coefficients.
+	for _, v := range [][]byte{{0, 0, 0, 0}, {0, 2, 0, 0}, {1, 1, 0, 0}} {
+		if enc := Append(nil, Block{Gen: 1, Coeffs: v, Payload: payload}); Type(enc[4]) != TBlock || len(enc) != 4+1+4+4+1024 {
+			t.Errorf("vector %v: %s frame of %d bytes", v, Type(enc[4]), len(enc))
+		}
+	}
+}
+
+func mustDecode(t *testing.T, enc []byte) Frame {
+	t.Helper()
+	f, err := Decode(enc[4:], testLayout{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestDecodeErrors(t *testing.T) {
 	frame := func(typ Type, body ...byte) []byte { return append([]byte{byte(typ)}, body...) }
 	blk := func(gen byte, k, n int) []byte {
@@ -107,6 +144,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"block bad generation", blk(3, 4, 1024), testLayout{}, ErrMalformed},
 		{"block wrong k", blk(2, 4, 1024), testLayout{}, ErrMalformed},
 		{"block short payload", blk(0, 4, 1000), testLayout{}, ErrMalformed},
+		{"block with a unit vector", append(frame(TBlock, 0, 0, 0, 0, 0, 1, 0, 0), make([]byte, 1024)...), testLayout{}, ErrMalformed},
+		{"source before hello", append(frame(TSource, 0, 0, 0, 0, 0), make([]byte, 1024)...), nil, ErrMalformed},
+		{"source index past the generation", append(frame(TSource, 0, 0, 0, 2, 2), make([]byte, 1024)...), testLayout{}, ErrMalformed},
+		{"source bad generation", append(frame(TSource, 0, 0, 0, 3, 0), make([]byte, 1024)...), testLayout{}, ErrMalformed},
+		{"source short payload", append(frame(TSource, 0, 0, 0, 0, 0), make([]byte, 1000)...), testLayout{}, ErrMalformed},
 		{"state wrong length", frame(TState, 1, 1), testLayout{}, ErrMalformed},
 		{"state rank too high", frame(TState, 1, 1, 3), testLayout{}, ErrMalformed},
 		{"have rank too high", frame(THave, 0, 0, 0, 2, 3), testLayout{}, ErrMalformed},
