@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,4 +175,66 @@ func (w *world) attachTo(n *node) *node {
 	m.w = w
 	w.attach(&m)
 	return &m
+}
+
+// countingConn counts the bytes read from a connection.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestAnnounceAnswersGzipped: a client that accepts gzip (Go's does by
+// itself) gets the same hand-out in well under half the bytes on the wire.
+func TestAnnounceAnswersGzipped(t *testing.T) {
+	tr, err := tracker.New(tracker.Config{Map: netmap.Default(), AddrRate: -1, PeerRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	ctx := t.Context()
+	content := storetest.NewContent()
+	for i := range 20 {
+		c := localClient(t, srv.URL, "127.0.0.1")
+		if _, err := c.Announce(ctx, tracker.AnnounceRequest{Content: content, Port: uint16(9000 + i), Event: tracker.EventStarted, Left: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := identity.Generate()
+	announce := func(compress bool) (tracker.AnnounceResponse, int64) {
+		var read atomic.Int64
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		tp := &http.Transport{DisableCompression: !compress, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return countingConn{c, &read}, nil
+		}}
+		defer tp.CloseIdleConnections()
+		c, err := tracker.NewClient(tracker.ClientConfig{URL: srv.URL, Key: key, HTTPClient: &http.Client{Transport: tp, Timeout: 10 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Announce(ctx, tracker.AnnounceRequest{Content: content, Port: 9999, Left: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, read.Load()
+	}
+	plain, plainBytes := announce(false)
+	zipped, zippedBytes := announce(true)
+	if len(plain.Peers) != 20 || len(zipped.Peers) != 20 {
+		t.Fatalf("hand-outs of %d and %d peers, want 20 each", len(plain.Peers), len(zipped.Peers))
+	}
+	if zippedBytes*2 > plainBytes {
+		t.Errorf("gzipped answer took %d bytes on the wire, plain %d: want under half", zippedBytes, plainBytes)
+	}
+	t.Logf("announce answer with 20 peers: %d bytes plain, %d gzipped", plainBytes, zippedBytes)
 }
