@@ -22,6 +22,7 @@ package lab
 import (
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -203,6 +204,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer unlock()
 	l := &Lab{cfg: cfg, payloads: map[int64]*payload{}}
+	if dynamic(cfg.Binary) {
+		l.logf("note: %s is dynamically linked; each avalanche get then spends about 5 ms more CPU starting, which sixteen at once on two cores turn into a later start. Build it with CGO_ENABLED=0 for the figures in docs/benchmarks.md.", cfg.Binary)
+	}
 	if l.work, err = l.workDir(); err != nil {
 		return nil, err
 	}
@@ -364,6 +368,22 @@ func (l *Lab) timeout(sc *Scenario, system string) time.Duration {
 		limit = 3 * float64(sc.N()) * float64(sc.FileSize) * 8 / float64(sc.SeedUp)
 	}
 	return time.Minute + time.Duration(limit*float64(time.Second))
+}
+
+// dynamic reports whether the program at path is a dynamically linked ELF
+// file (it names an interpreter, the dynamic loader).
+func dynamic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Lab) logf(format string, args ...any) {

@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -335,5 +337,30 @@ func TestJSONLines(t *testing.T) {
 	feed([]byte(`{"event":"progress","done_bytes":400,"size":400,"seeding":true}`))
 	if l.completeAt != at {
 		t.Errorf("a later line moved the completion time from %v to %v", at, l.completeAt)
+	}
+}
+
+// TestDynamic tells the system shell (dynamically linked on every Linux
+// distribution) from a Go program built with CGO_ENABLED=0, and a file
+// that is no program at all from either.
+func TestDynamic(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err == nil && !dynamic("/bin/sh") {
+		t.Error("/bin/sh: not dynamic")
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "main.go"), filepath.Join(dir, "static")
+	if err := os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, src)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if dynamic(bin) {
+		t.Error("a CGO_ENABLED=0 build: dynamic")
+	}
+	if dynamic(src) {
+		t.Error("a source file: dynamic")
 	}
 }
