@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -54,7 +55,8 @@ const (
 	tmpPrefix    = ".tmp-"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is made when first used, not as every command starts.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // OpenDisk opens (creating if needed) a disk store and indexes the objects
 // already in it. Files that fail their trailer checks are removed.
@@ -180,7 +182,7 @@ func encodeTrailer(t trailer) []byte {
 		b = append(b, tg...)
 	}
 	b = append(b, t.meta...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
 }
 
 // decodeTrailer is the inverse of encodeTrailer. It rejects anything that
@@ -191,7 +193,7 @@ func decodeTrailer(b []byte) (trailer, error) {
 		return t, ErrCorrupt
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
+	if crc32.Checksum(body, castagnoli()) != sum {
 		return t, ErrCorrupt
 	}
 	keyLen := int(binary.LittleEndian.Uint32(body[0:]))
@@ -313,7 +315,7 @@ func (d *Disk) Put(ctx context.Context, it Item) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	crc := crc32.Checksum(it.Body, castagnoli)
+	crc := crc32.Checksum(it.Body, castagnoli())
 	tr := encodeTrailer(trailer{key: it.Key, group: it.Group, tags: it.Tags, meta: it.Meta, bodyLen: int64(len(it.Body)), bodyCRC: crc})
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -384,7 +386,7 @@ func (d *Disk) open(o *Object) (Body, error) {
 		return nil, fmt.Errorf("cachestore: open %q: %w", o.Key, err)
 	}
 	if !o.verified.Load() {
-		h := crc32.New(castagnoli)
+		h := crc32.New(castagnoli())
 		if _, err := io.Copy(h, io.NewSectionReader(f, 0, o.Size)); err != nil || h.Sum32() != o.crc {
 			f.Close()
 			d.drop(o)

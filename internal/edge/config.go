@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"avalanche/internal/cachestore"
@@ -155,7 +156,10 @@ var (
 	ErrConfig = errors.New("edge: invalid configuration")
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// Regular expressions are compiled when first used, not as the program
+// starts: every command of the one binary pays for every package's
+// initialisation, "avalanche get" included.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`) })
 
 // validate checks a configuration and returns the first problem.
 func (c *Config) validate() error {
@@ -163,7 +167,7 @@ func (c *Config) validate() error {
 	routes := map[string]string{}
 	for i := range c.Properties {
 		p := &c.Properties[i]
-		if !nameRE.MatchString(p.Name) {
+		if !nameRE().MatchString(p.Name) {
 			return fmt.Errorf("%w: property %d: bad name %q", ErrConfig, i, p.Name)
 		}
 		if seen[p.Name] {

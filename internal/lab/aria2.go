@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -44,7 +45,7 @@ func aria2Flags(dir string) []string {
 	}
 }
 
-var infoHashLine = regexp.MustCompile(`(?m)^Info Hash:\s*([0-9a-fA-F]{40})`)
+var infoHashLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^Info Hash:\s*([0-9a-fA-F]{40})`) })
 
 // torrent makes (once per payload) a torrent whose tracker is the seed
 // host's opentracker, with mktorrent, and reads its info-hash with aria2c.
@@ -64,7 +65,7 @@ func (l *Lab) torrent(ctx context.Context, pl *payload) error {
 		return fmt.Errorf("lab: mktorrent: %v: %s", err, bytesTrim(out))
 	}
 	out, err = exec.CommandContext(ctx, "aria2c", "-S", t).CombinedOutput()
-	m := infoHashLine.FindSubmatch(out)
+	m := infoHashLine().FindSubmatch(out)
 	if err != nil || m == nil {
 		return fmt.Errorf("lab: aria2c -S: %v: %s", err, bytesTrim(out))
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"avalanche/internal/identity"
@@ -33,7 +34,8 @@ const (
 	avPeerPort    = 7072
 )
 
-var contentLine = regexp.MustCompile(`(?m)^content\s+([0-9a-f]{64})\s*$`)
+// contentLine is compiled when first used (see edge's nameRE).
+var contentLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^content\s+([0-9a-f]{64})\s*$`) })
 
 func (a *avalancheSystem) startSeed(ctx context.Context, r *run) error {
 	h := r.tb.seed
@@ -87,7 +89,7 @@ func (a *avalancheSystem) startSeed(ctx context.Context, r *run) error {
 		return err
 	}
 	<-pub.exited
-	m := contentLine.FindSubmatch(out)
+	m := contentLine().FindSubmatch(out)
 	if pub.waitErr != nil || m == nil {
 		return fmt.Errorf("lab: avalanche publish failed (%v): %s%s", pub.waitErr, out, logTail(pub))
 	}
