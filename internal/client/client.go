@@ -400,10 +400,13 @@ func (d *download) open(res *Result) error {
 	if err != nil {
 		have = make([]bool, n)
 	}
-	buf := make([]byte, d.m.GenerationSize())
+	var buf []byte // only to check a resumed generation: 2 MiB, and at the start of a flash crowd a garbage collection
 	for g := range have {
 		if !have[g] {
 			continue
+		}
+		if buf == nil {
+			buf = make([]byte, d.m.GenerationSize())
 		}
 		off, size := d.m.GenerationSpan(g)
 		if _, err := f.ReadAt(buf[:size], off); err != nil || sha256.Sum256(buf[:size]) != d.m.GenHashes[g] {
