@@ -201,7 +201,11 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 		return err
 	}
 	defer stopProfiles()
-	tr, err := newTrackerClient(ctx, cfg.Key, g.tracker, g.sources)
+	// An explicit tracker that does not answer ends the download with
+	// its own error (as the cause of ctx), found while the download starts.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	tr, err := newTrackerClient(ctx, cfg.Key, g.tracker, g.sources, cancel)
 	if err != nil {
 		return err
 	}
@@ -266,6 +270,10 @@ func download(ctx context.Context, env *Env, g *getFlags, id manifest.ID, verb s
 		pr.finish()
 	}
 	if err != nil {
+		var tracked *exitError
+		if cause := context.Cause(ctx); errors.As(cause, &tracked) {
+			return cause // the explicit tracker did not answer
+		}
 		return withCode(exitCode(err), fmt.Errorf("%s: %w", verb, err))
 	}
 	p := res.Progress
@@ -372,10 +380,13 @@ func (p *progressPrinter) finish() {
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
-// newTrackerClient returns the tracker to announce to: url if given (an
-// error if it does not answer), else the sources' host on port 7071 if a
-// tracker answers there, else none.
-func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, trackerURL string, sources []string) (client.Announcer, error) {
+// newTrackerClient returns the tracker to announce to: url if given (fail
+// is called with an error if it does not answer), else the sources' host on
+// port 7071 if a tracker answers there, else none. Whether it answers is
+// asked beside the download's start, not before it: the first announce
+// comes only once the swarm is joined, and a round trip to the tracker
+// before the manifest was time the origin's uplink had nothing to send.
+func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, trackerURL string, sources []string, fail func(error)) (client.Announcer, error) {
 	explicit := trackerURL != ""
 	if !explicit && len(sources) > 0 {
 		u, err := url.Parse(sources[0])
@@ -391,15 +402,56 @@ func newTrackerClient(ctx context.Context, key ed25519.PrivateKey, trackerURL st
 	if err != nil {
 		return nil, fmt.Errorf("--tracker: %v: %w", err, errUsage)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := tc.Stats(pctx); err != nil {
-		if explicit {
-			return nil, withCode(exitUnreachable, fmt.Errorf("tracker %s: %w", trackerURL, err))
+	p := &probedTracker{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := tc.Stats(pctx); err != nil {
+			if explicit && ctx.Err() == nil {
+				fail(withCode(exitUnreachable, fmt.Errorf("tracker %s: %w", trackerURL, err)))
+			}
+			return
 		}
-		return nil, nil
+		p.tr = &client.Tracker{C: tc}
+	}()
+	return p, nil
+}
+
+// probedTracker is a tracker whose first answer is awaited by the first
+// announce or report; without one (none answered) they fail with
+// client.ErrNoTracker.
+type probedTracker struct {
+	done chan struct{}
+	tr   *client.Tracker // set before done closes; nil if none answered
+}
+
+func (p *probedTracker) wait(ctx context.Context) (*client.Tracker, error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return &client.Tracker{C: tc}, nil
+	if p.tr == nil {
+		return nil, client.ErrNoTracker
+	}
+	return p.tr, nil
+}
+
+func (p *probedTracker) Announce(ctx context.Context, a client.Announce) ([]swarm.PeerAddr, time.Duration, error) {
+	tr, err := p.wait(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return tr.Announce(ctx, a)
+}
+
+func (p *probedTracker) Report(ctx context.Context, content manifest.ID, offender identity.ID, reason string) error {
+	tr, err := p.wait(ctx)
+	if err != nil {
+		return err
+	}
+	return tr.Report(ctx, content, offender, reason)
 }
 
 // routeSources asks the traffic manager at control for the best edges of

@@ -10,10 +10,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -173,6 +177,65 @@ func TestGetStream(t *testing.T) {
 	if got := te.stdout.String(); got != string(data) {
 		t.Fatalf("stream output: %d bytes, want the %d published bytes", len(got), len(data))
 	}
+}
+
+// TestTrackerProbedBesideTheStart: get asks whether the tracker answers
+// while it fetches the manifest, not before. The tracker here holds that
+// question back until the origin has been asked for the manifest; a get
+// that waited for the answer first would be held 5 s. It still announces
+// to the tracker once it has joined the swarm.
+func TestTrackerProbedBesideTheStart(t *testing.T) {
+	net := startTestnet(t, 0)
+	m := publishTest(t, net, testData(1<<20, 4), 16, 16<<10)
+	manifestAsked := make(chan struct{})
+	var once sync.Once
+	var heldBack, announced atomic.Bool
+	origin := proxyTo(t, net.OriginURL, func(r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/manifest/") {
+			once.Do(func() { close(manifestAsked) })
+		}
+	})
+	tracker := proxyTo(t, net.TrackerURL, func(r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/stats"):
+			select {
+			case <-manifestAsked:
+			case <-time.After(5 * time.Second):
+				heldBack.Store(true)
+			}
+		case strings.HasPrefix(r.URL.Path, "/v1/announce"):
+			announced.Store(true)
+		}
+	})
+	te := newTestEnv(t, nil)
+	code := te.run("get", m.ID().String(), "--origin", origin, "--tracker", tracker,
+		"-o", t.TempDir(), "--listen", "127.0.0.1:0", "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, te.stderr.String())
+	}
+	if heldBack.Load() {
+		t.Error("the manifest was asked for only after the tracker answered")
+	}
+	if !announced.Load() {
+		t.Error("never announced to the tracker")
+	}
+}
+
+// proxyTo returns the URL of a reverse proxy to target that calls see
+// with each request before passing it on.
+func proxyTo(t *testing.T, target string, see func(*http.Request)) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		see(r)
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // TestGetErrors: clear messages and distinct exit codes.

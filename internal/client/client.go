@@ -38,6 +38,9 @@ var (
 	ErrUnreachable = errors.New("no source reachable")
 	ErrIntegrity   = errors.New("content failed verification")
 	ErrDisk        = errors.New("cannot write output")
+	// ErrNoTracker is what an Announcer returns when it found no tracker
+	// after all: the download goes on with the sources' seeds alone.
+	ErrNoTracker = errors.New("no tracker")
 )
 
 // Announcer introduces the client to its swarm (a tracker client).

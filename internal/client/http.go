@@ -149,7 +149,7 @@ func (d *download) introduce(ctx context.Context) {
 		}
 		peers, iv, err := d.cfg.Tracker.Announce(ctx, a)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrNoTracker) {
 				return
 			}
 			d.log.Warn("tracker announce failed", "err", err)
