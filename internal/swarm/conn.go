@@ -777,6 +777,7 @@ func (c *conn) onReject(g, n int, reason wire.RejectReason) {
 		c.anyOut -= k
 		c.wantsOut = max(0, c.wantsOut-k)
 		c.anyDone = true
+		s.originDone = true
 		s.mu.Unlock()
 		s.kick()
 		return
@@ -872,7 +873,9 @@ func (c *conn) onBlock(b wire.Block) error {
 			}
 		}
 	}
+	extra := false
 	if idx >= 0 {
+		extra = gen.pending[idx].extra
 		s.adjustDepth(c, c.wantsOut+len(c.offerReqs) >= c.depth)
 		last := len(gen.pending) - 1
 		gen.pending[idx] = gen.pending[last]
@@ -939,8 +942,9 @@ func (c *conn) onBlock(b wire.Block) error {
 		return nil
 	}
 	switch {
-	case idx < 0 && !anyGen:
-		// The row came from outside the pending set: keep the basis exact.
+	case idx < 0 && !anyGen, extra:
+		// The row came from outside the pending set (or the basis): keep
+		// the basis exact.
 		s.rebuildBasis(gen)
 	case chosen && gen.basis != nil:
 		gen.basis.Add(b.Coeffs)

@@ -121,9 +121,65 @@ func (s *Swarm) schedule() {
 		}
 		conns = live
 	}
+	frames = s.endgameWants(frames, now)
 	for _, f := range frames {
 		f()
 	}
+}
+
+// endgameBlocks is how few blocks a generation must lack for endgame
+// wants.
+const endgameBlocks = 8
+
+// endgameWants adds the endgame's wants to frames. Once the origin's first
+// copy is out, nothing new enters the swarm, and a generation's last
+// blocks are often all asked of one neighbour, behind what it sends
+// everyone else, while others that hold the whole generation have room: in
+// the swarm lab the last peer to finish took a generation's last six
+// blocks one by one from one neighbour over 130 ms. So each generation
+// that lacks at most endgameBlocks blocks is also asked, of as many other
+// neighbours holding all of it, for as many random combinations as it
+// lacks. With coding any of them completes it as well as any other: no
+// block need be the one a slow link still owes, and whichever come first
+// finish the generation; the wants still out are then cancelled like any
+// other. Caller holds s.mu.
+func (s *Swarm) endgameWants(frames []func(), now time.Time) []func() {
+	if !s.originDone {
+		return frames
+	}
+	for _, g := range s.active {
+		gen := s.gens[g]
+		missing := gen.blocks - int(gen.rank.Load())
+		if gen.complete.Load() || missing <= 0 || missing > endgameBlocks {
+			continue
+		}
+		gen.mu.Lock()
+		extras := 0
+		for _, p := range gen.pending {
+			if p.extra {
+				extras++
+			}
+		}
+		for c := range s.conns {
+			if extras >= missing {
+				break
+			}
+			if c.remote == nil || !c.holds(g) || c.role == wire.RoleOrigin || c.pendingGens[g] > 0 ||
+				c.wantsOut+len(c.offerReqs) >= c.depth || now.Before(c.stalledUntil) {
+				continue
+			}
+			v := make([]byte, gen.blocks)
+			rlnc.RandomCoefficients(s.rng, v)
+			gen.pending = append(gen.pending, pendingWant{c: c, v: v, at: now, extra: true})
+			c.wantsOut++
+			c.pendingGens[g]++
+			frames = append(frames, wantFrame(c, g, v, false))
+			extras++
+		}
+		gen.npending.Store(int32(len(gen.pending)))
+		gen.mu.Unlock()
+	}
+	return frames
 }
 
 // asksAny reports whether c, the origin, is asked with Wants of any

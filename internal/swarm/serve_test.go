@@ -384,3 +384,68 @@ func TestSumsAskedAsNeeded(t *testing.T) {
 		t.Fatalf("with a finished peer: asked %v, want %v", got, want)
 	}
 }
+
+// TestEndgameWants: once the origin's first copy is out, a generation that
+// lacks a few blocks, all asked of one neighbour, is also asked of others
+// that hold all of it — one random combination per block it lacks, each
+// of another neighbour — and of no origin; not before the first copy is
+// out, not for a generation that lacks more, and not twice.
+func TestEndgameWants(t *testing.T) {
+	now := time.Now()
+	gen := &generation{blocks: 16}
+	gen.rank.Store(14)
+	s := &Swarm{gens: []*generation{gen}, active: []int{0}, rng: newRand(), conns: map[*conn]struct{}{}}
+	link := func(role wire.Role, rank uint8) *conn {
+		c := &conn{s: s, role: role, remote: []uint8{rank}, pendingGens: map[int]int{}, late: map[int]int{}, depth: 8}
+		s.conns[c] = struct{}{}
+		return c
+	}
+	slow := link(wire.RolePeer, 16)
+	holders := []*conn{link(wire.RolePeer, 16), link(wire.RolePeer, 16), link(wire.RolePeer, 16)}
+	partial := link(wire.RolePeer, 15)
+	origin := link(wire.RoleOrigin, 16)
+	for _, v := range [][]byte{unitVector(16, 3), unitVector(16, 9)} {
+		gen.pending = append(gen.pending, pendingWant{c: slow, v: v, at: now})
+		slow.wantsOut++
+		slow.pendingGens[0]++
+	}
+
+	if f := s.endgameWants(nil, now); len(f) != 0 {
+		t.Fatalf("%d endgame wants before the origin's first copy is out", len(f))
+	}
+	s.originDone = true
+	frames := s.endgameWants(nil, now)
+	if len(frames) != 2 || len(gen.pending) != 4 || gen.npending.Load() != 4 {
+		t.Fatalf("%d endgame wants, %d pending (%d counted); want 2 and 4", len(frames), len(gen.pending), gen.npending.Load())
+	}
+	asked := map[*conn]int{}
+	for _, p := range gen.pending[2:] {
+		if !p.extra || len(p.v) != 16 {
+			t.Errorf("endgame want %+v: want an extra random vector", p)
+		}
+		asked[p.c]++
+	}
+	for c, n := range asked {
+		if c == slow || c == partial || c == origin || n != 1 || c.wantsOut != 1 || c.pendingGens[0] != 1 {
+			t.Errorf("asked %v (role %v, rank %d) %d times, wantsOut %d", c == slow, c.role, c.remote[0], n, c.wantsOut)
+		}
+	}
+	if f := s.endgameWants(nil, now); len(f) != 0 {
+		t.Errorf("asked again: %d more", len(f))
+	}
+
+	gen.rank.Store(16 - endgameBlocks - 1)
+	gen.pending = gen.pending[:2]
+	for _, c := range holders {
+		c.wantsOut, c.pendingGens = 0, map[int]int{}
+	}
+	if f := s.endgameWants(nil, now); len(f) != 0 {
+		t.Errorf("%d endgame wants for a generation lacking %d blocks", len(f), endgameBlocks+1)
+	}
+}
+
+func unitVector(k, i int) []byte {
+	v := make([]byte, k)
+	v[i] = 1
+	return v
+}

@@ -169,9 +169,10 @@ type generation struct {
 // pendingWant is a block asked for with a Want: from whom, with which
 // coefficient vector.
 type pendingWant struct {
-	c  *conn
-	v  []byte
-	at time.Time
+	c     *conn
+	v     []byte
+	at    time.Time
+	extra bool // an endgame want beyond what the generation lacks (see endgameWants); v is not in the basis
 }
 
 // Swarm is this node's part in the swarm of one piece of content. Its
@@ -249,6 +250,7 @@ type Swarm struct {
 	freshLow      atomic.Int32 // sources: generations below have every source block sent (see produceFresh)
 	seeded        atomic.Int32 // generations this node has sent in full (sources)
 	firstOut      atomic.Bool  // every generation sent in full and acknowledged (see firstCopyOut)
+	originDone    bool         // an origin declined Wants of any generation: its first copy is out (s.mu)
 }
 
 // PeerAddr is a node to connect to.
