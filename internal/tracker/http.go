@@ -332,23 +332,14 @@ func (t *Tracker) fail(w http.ResponseWriter, r *http.Request, now time.Time, er
 	writeJSON(w, status, errorBody{Error: err.Error(), Code: code, ServerTime: now.UTC()})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"tracker: encoding response","code":"internal"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { writeCompressed(w, nil, status, v) }
 
 // minGzip is the smallest JSON body writeCompressed compresses: below it
 // the gzip header and trailer eat most of the gain.
 const minGzip = 512
 
-// writeCompressed is writeJSON, gzipped for a client that accepts it (Go's
-// HTTP client asks for gzip and inflates by itself). An announce answer is
+// writeCompressed is writeJSON, gzipped when r (nil: never) accepts it
+// (Go's HTTP client asks for gzip and inflates by itself). An announce answer is
 // mostly peer IDs in hex and the same keys over and over: 2.4 KB for 16
 // peers, 0.85 KB gzipped. It leaves on the uplink of the tracker's host,
 // which in a flash crowd may be the origin's own: in the swarm lab, where
@@ -356,24 +347,27 @@ const minGzip = 512
 // content on the seed's uplink, the bottleneck of the whole swarm.
 func writeCompressed(w http.ResponseWriter, r *http.Request, status int, v any) {
 	b, err := json.Marshal(v)
-	if err != nil || len(b) < minGzip || !acceptsGzip(r.Header.Values("Accept-Encoding")) {
-		writeJSON(w, status, v)
-		return
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"tracker: encoding response","code":"internal"}`)
 	}
-	var buf bytes.Buffer
-	zw := gzipWriters.Get().(*gzip.Writer)
-	zw.Reset(&buf)
-	zw.Write(append(b, '\n'))
-	zw.Close()
-	gzipWriters.Put(zw)
+	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Encoding", "gzip")
-	h.Add("Vary", "Accept-Encoding")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	if r != nil && len(b) >= minGzip && acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		var buf bytes.Buffer
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(&buf)
+		zw.Write(b)
+		zw.Close()
+		gzipWriters.Put(zw)
+		b = buf.Bytes()
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(b)
 }
 
 // gzipWriters keeps compressors for reuse: each holds hundreds of

@@ -16,6 +16,7 @@ import (
 	"io"
 
 	"avalanche/internal/manifest"
+	"avalanche/internal/rlnc"
 )
 
 // Version is the protocol version this package speaks.
@@ -516,7 +517,7 @@ func Decode(body []byte, l Layout) (Frame, error) {
 		if err := exact(4 + k + l.BlockLen()); err != nil {
 			return nil, err
 		}
-		if _, ok := unitIndex(b[4 : 4+k]); ok {
+		if _, ok := rlnc.Unit(b[4 : 4+k]); ok {
 			return nil, bad("a unit vector travels in a source frame")
 		}
 		return Block{Gen: g, Coeffs: b[4 : 4+k], Payload: b[4+k:]}, nil
@@ -636,7 +637,7 @@ func Append(dst []byte, f Frame) []byte {
 		dst = append(dst, f.Coeffs...)
 	case Block:
 		dst = binary.BigEndian.AppendUint32(dst, f.Gen)
-		if i, ok := unitIndex(f.Coeffs); ok {
+		if i, ok := rlnc.Unit(f.Coeffs); ok && i <= manifest.MaxK {
 			dst[start+4] = byte(TSource)
 			dst = append(dst, byte(i))
 		} else {
@@ -694,19 +695,4 @@ func SourceHeader(dst []byte, gen uint32, i, blockSize int) []byte {
 	dst = append(dst, byte(TSource))
 	dst = binary.BigEndian.AppendUint32(dst, gen)
 	return append(dst, byte(i))
-}
-
-// unitIndex returns i if v is the unit vector e_i.
-func unitIndex(v []byte) (int, bool) {
-	i := -1
-	for j, c := range v {
-		switch {
-		case c == 0:
-		case c == 1 && i < 0:
-			i = j
-		default:
-			return 0, false
-		}
-	}
-	return i, i >= 0 && i <= 255
 }
